@@ -154,10 +154,19 @@ TEST(Transport, RejectsWhatIsNotIp) {
   store_be16(&jumbo[4], 0);
   EXPECT_EQ(pair.tx.seal(kSpi, 7, jumbo.data(), jumbo.size(), out.data(), out.size(), &n, &info),
             Status::kUnsupported);
+  // IPv4 header checksums are verified, and only the canonical form of zero
+  // is accepted (RFC 1624 §3), so restoration stays byte-exact.
+  Bytes badsum = ipv4_udp(pattern(10));
+  badsum[10] ^= 0x01;
+  EXPECT_EQ(pair.tx.seal(kSpi, 7, badsum.data(), badsum.size(), out.data(), out.size(), &n, &info),
+            Status::kMalformed);
+  Bytes sealed_badsum = pair.seal(ipv4_udp(pattern(10)));
+  sealed_badsum[10] ^= 0x80;
+  EXPECT_EQ(pair.open(sealed_badsum), Status::kMalformed);
   // None of these consumed a counter value.
   SenderInfo si;
   ASSERT_TRUE(pair.tx.sender_info(kSpi, 7, &si));
-  EXPECT_EQ(si.next_counter, 1u);
+  EXPECT_EQ(si.next_counter, 2u);  // only the one good packet above
   // A plaintext packet is not ESP.
   const Bytes plain = ipv4_udp(pattern(10));
   EXPECT_EQ(pair.open(plain), Status::kUnsupported);
@@ -277,6 +286,7 @@ TEST(Transport, BadPaddingAfterValidIcvIsItsOwnReason) {
   ASSERT_TRUE(gcm->seal(nonce, aad, 1, body.data(), &esp[16], body.size(), &esp[16 + body.size()]));
   pkt.insert(pkt.end(), esp.begin(), esp.end());
   store_be16(&pkt[2], static_cast<uint16_t>(pkt.size()));
+  store_be16(&pkt[10], ipv4_header_checksum(pkt.data(), 20));
   Bytes out(pkt.size());
   size_t n;
   EXPECT_EQ(rx.open(pkt.data(), pkt.size(), out.data(), out.size(), &n, nullptr),

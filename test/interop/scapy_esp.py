@@ -32,14 +32,15 @@ Modes:
   gmac  ENCR_NULL_AUTH_AES_GMAC, RFC 4543 s. 3: no confidentiality, the whole
         ESP payload is authenticated as AAD. Debian's scapy 2.5.0 has no GMAC
         algorithm, so a minimal one is registered at runtime below under the
-        name later scapy releases use ('AES-NULL-GMAC', as a crypt_algo with
-        auth_algo 'NULL'); if the installed scapy already provides it, that
-        one is used instead. Only the transform is ours; SA handling, padding
-        and header placement remain scapy's.
+        name upstream scapy's own tests use ('AES-NULL-GMAC' as crypt_algo,
+        auth_algo 'NULL'; see test/fixtures/vectors/SOURCES.md); if the
+        installed scapy already provides it, that one is used instead. Only
+        the transform is ours; SA handling, padding and header placement
+        remain scapy's.
 
 In both modes the keying material handed to scapy is key || salt, matching the
-KEYMAT layout of RFC 4106 s. 8.1 and RFC 4543 s. 5.1; the 12-byte nonce is
-salt || explicit IV (RFC 4106 s. 4, RFC 4543 s. 3.2).
+KEYMAT layout of RFC 4106 s. 8.1 and the RFC 4543 s. 5 IKE conventions; the
+12-byte nonce is salt || explicit IV (RFC 4106 s. 4, RFC 4543 s. 3.2).
 
 Placement (RFC 4303 s. 3.1.1, transport mode): for IPv4 ESP follows the IP
 header (options kept). For IPv6 scapy's split_for_transport() puts ESP after

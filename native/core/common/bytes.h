@@ -44,4 +44,14 @@ inline uint16_t inet_checksum(const uint8_t* p, size_t len) {
   return static_cast<uint16_t>(~sum);
 }
 
+// The IPv4 header checksum (RFC 791) of a header, computed as if its checksum
+// field (bytes 10-11) were zero.
+inline uint16_t ipv4_header_checksum(const uint8_t* hdr, size_t ihl) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < ihl; i += 2)
+    if (i != 10) sum += load_be16(hdr + i);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
 }  // namespace dne

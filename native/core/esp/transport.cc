@@ -19,6 +19,12 @@ Status ipv4_layout(const uint8_t* pkt, size_t len, IpLayout* l) {
   const size_t ihl = static_cast<size_t>(pkt[0] & 0x0f) * 4;
   const size_t total = load_be16(pkt + 2);
   if (ihl < 20 || total < ihl || total > len) return Status::kMalformed;
+  // A header with a bad checksum is dropped by every receiving IP stack
+  // (RFC 1122 §3.2.1.2). Requiring the canonical value (0xffff never stands
+  // for zero, RFC 1624 §3) keeps restoration byte-exact, since the checksum
+  // is recomputed over the rewritten header.
+  if (ipv4_header_checksum(pkt, ihl) != load_be16(pkt + 10))
+    return Status::kMalformed;
   l->family = 4;
   l->hdr_len = ihl;
   l->nh_offset = 9;
@@ -104,8 +110,7 @@ void ip_rewrite(uint8_t* hdr, const IpLayout& l, uint8_t next_header,
   hdr[l.nh_offset] = next_header;
   if (l.family == 4) {
     store_be16(hdr + 2, static_cast<uint16_t>(new_packet_len));
-    store_be16(hdr + 10, 0);
-    store_be16(hdr + 10, inet_checksum(hdr, l.hdr_len));
+    store_be16(hdr + 10, ipv4_header_checksum(hdr, l.hdr_len));
   } else {
     store_be16(hdr + 4, static_cast<uint16_t>(new_packet_len - kIp6HeaderLen));
   }
