@@ -2,7 +2,11 @@
 
 #include <cpuid.h>
 #include <dlfcn.h>
+#include <limits.h>
 #include <openssl/crypto.h>
+#include <stdlib.h>
+
+#include <cstring>
 
 namespace dne {
 
@@ -95,11 +99,25 @@ bool AesGcm::open(const uint8_t nonce[kGcmNonceLen], const Span* aad,
 }
 
 CryptoProvenance crypto_provenance() {
-  CryptoProvenance p{OpenSSL_version(OPENSSL_VERSION), "unknown"};
+  CryptoProvenance p;
+  p.openssl_version = OpenSSL_version(OPENSSL_VERSION);
+  p.evp_object = "unknown";
+  char exe[PATH_MAX];
+  const bool have_exe = realpath("/proc/self/exe", exe) != nullptr;
   Dl_info info;
-  if (dladdr(reinterpret_cast<void*>(&EVP_EncryptInit_ex), &info) != 0 &&
-      info.dli_fname != nullptr)
-    p.evp_object = info.dli_fname;
+  if (dladdr(reinterpret_cast<void*>(&EVP_EncryptInit_ex), &info) == 0 ||
+      info.dli_fname == nullptr)
+    return p;
+  // The dynamic loader names the main program by argv[0] (or ""), shared
+  // objects by path.
+  char obj[PATH_MAX];
+  if (std::strchr(info.dli_fname, '/') == nullptr) {
+    p.from_main_executable = true;
+    p.evp_object = have_exe ? exe : info.dli_fname;
+  } else {
+    p.evp_object = realpath(info.dli_fname, obj) ? obj : info.dli_fname;
+    p.from_main_executable = have_exe && p.evp_object == exe;
+  }
   return p;
 }
 

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 namespace dne {
 
@@ -61,8 +62,9 @@ class AesGcm {
 // entry points were resolved from (the node binary inside the addon, the
 // shared libcrypto in native tests). Used by the start-up self-check.
 struct CryptoProvenance {
-  const char* openssl_version;
-  const char* evp_object;  // path of the object that defines EVP_EncryptInit_ex
+  std::string openssl_version;
+  std::string evp_object;  // path of the object defining EVP_EncryptInit_ex
+  bool from_main_executable = false;  // e.g. node's own statically linked copy
 };
 CryptoProvenance crypto_provenance();
 

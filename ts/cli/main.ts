@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/**
+ * The one `dne` command. Components hang their subcommands here as they land
+ * (server, manager, controller, keymanager, agent, ctl, pki, demo).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Command } from 'commander';
+import { DneError } from '../common/errors';
+import { packageRoot } from '../native/loader';
+import { printSelftest, runSelftest } from './selftest';
+
+export function buildCli(): Command {
+  const program = new Command();
+  program
+    .name('dne')
+    .description('Distributed network encryption for Linux hosts')
+    .version(JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')).version as string);
+
+  program
+    .command('selftest')
+    .description('seal and open real IPv4/IPv6 packets with the native ESP engine and check the results')
+    .option('--json', 'print the report as JSON')
+    .action((opts: { json?: boolean }) => {
+      const report = runSelftest();
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+      } else {
+        printSelftest(report, (l) => process.stdout.write(l + '\n'));
+      }
+      process.exitCode = report.ok ? 0 : 1;
+    });
+  return program;
+}
+
+if (require.main === module) {
+  buildCli()
+    .parseAsync(process.argv)
+    .catch((err: unknown) => {
+      const msg = err instanceof DneError ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err);
+      process.stderr.write(`dne: ${msg}\n`);
+      process.exitCode = 2;
+    });
+}
