@@ -16,6 +16,11 @@ export const STATUS_NAMES = [
   'too_many_senders',
   'no_space',
   'bad_config',
+  'no_sa',
+  'policy',
+  'mtu',
+  'ring_full',
+  'fragment',
 ] as const;
 
 export type StatusName = (typeof STATUS_NAMES)[number];

@@ -47,9 +47,11 @@ inline uint16_t inet_checksum(const uint8_t* p, size_t len) {
 // The IPv4 header checksum (RFC 791) of a header, computed as if its checksum
 // field (bytes 10-11) were zero.
 inline uint16_t ipv4_header_checksum(const uint8_t* hdr, size_t ihl) {
-  uint32_t sum = 0;
-  for (size_t i = 0; i + 1 < ihl; i += 2)
-    if (i != 10) sum += load_be16(hdr + i);
+  // IHL is a multiple of 4: sum 32-bit words, then take the stored checksum
+  // field back out (one's-complement subtraction = adding its complement).
+  uint64_t sum = 0;
+  for (size_t i = 0; i + 4 <= ihl; i += 4) sum += load_be32(hdr + i);
+  sum += static_cast<uint16_t>(~load_be16(hdr + 10));
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   return static_cast<uint16_t>(~sum);
 }

@@ -23,7 +23,16 @@ namespace dne {
   X(kTooManySenders, "too_many_senders",                                      \
     "replay state for this SA already tracks the maximum number of senders")  \
   X(kNoSpace, "no_space", "output buffer too small for the result")            \
-  X(kBadConfig, "bad_config", "invalid SA or sender parameters")
+  X(kBadConfig, "bad_config", "invalid SA or sender parameters")               \
+  X(kNoSa, "no_sa", "the matching rule's key has no SA installed yet")          \
+  X(kPolicy, "policy",                                                          \
+    "refused by policy: clear text where protection is required, a "           \
+    "decrypted flow its key may not carry, or a drop rule / fail-closed "      \
+    "default")                                                                  \
+  X(kMtu, "mtu", "too large after ESP overhead; ICMP sent to the workload")     \
+  X(kRingFull, "ring_full", "transmit failed or receive frame truncated")       \
+  X(kFragment, "fragment",                                                     \
+    "non-first fragment whose first fragment was not seen")
 
 enum class Status : uint8_t {
 #define DNE_STATUS_ENUM(name, str, desc) name,

@@ -4,10 +4,6 @@
 
 namespace dne {
 
-namespace {
-constexpr size_t kMaxIpPacket = 65535;
-}
-
 EspEngine::Sa* EspEngine::find(uint32_t spi) {
   auto it = sas_.find(spi);
   return it == sas_.end() ? nullptr : it->second.get();
@@ -42,24 +38,12 @@ Status EspEngine::add_sender(uint32_t spi, uint32_t sender_id,
   return Status::kOk;
 }
 
-Status EspEngine::seal_common(Sa& sa, uint64_t seq, uint64_t iv,
-                              const uint8_t* pkt, size_t len, uint8_t* out,
+Status EspEngine::seal_common(Sa& sa, const IpLayout& l, uint64_t seq,
+                              uint64_t iv, const uint8_t* pkt, uint8_t* out,
                               size_t cap, size_t* out_len) {
-  IpLayout l;
-  Status st = ip_layout_for_seal(pkt, len, &l);
+  const Status st =
+      transport_seal(*sa.cipher, *sa.keys, l, seq, iv, pkt, out, cap, out_len);
   if (st != Status::kOk) return st;
-  const size_t payload_len = l.packet_len - l.hdr_len;
-  const size_t new_len = l.hdr_len + esp_encap_len(payload_len);
-  if (new_len > kMaxIpPacket) return Status::kNoSpace;
-  if (new_len > cap) return Status::kNoSpace;
-  std::memcpy(out, pkt, l.hdr_len);
-  size_t esp_len = 0;
-  st = esp_encap(*sa.cipher, sa.keys->params(), sa.keys->salt(), seq, iv,
-                 pkt + l.hdr_len, payload_len, l.next_header, out + l.hdr_len,
-                 cap - l.hdr_len, &esp_len);
-  if (st != Status::kOk) return st;
-  ip_rewrite(out, l, kIpProtoEsp, new_len);
-  *out_len = new_len;
   ++sa.counters.sealed_packets;
   sa.counters.sealed_bytes += l.packet_len;
   return Status::kOk;
@@ -71,33 +55,21 @@ Status EspEngine::seal(uint32_t spi, uint32_t sender_id, const uint8_t* pkt,
   Sa* sa = find(spi);
   if (sa == nullptr) return drop_global(Status::kUnknownSpi);
   auto it = sa->senders.find(sender_id);
-  if (it == sa->senders.end()) {
-    ++sa->counters.drops[static_cast<size_t>(Status::kBadConfig)];
-    return Status::kBadConfig;
-  }
+  if (it == sa->senders.end()) return count(*sa, Status::kBadConfig);
   // Check the packet before spending a counter value on it.
   IpLayout l;
   Status st = ip_layout_for_seal(pkt, len, &l);
   if (st == Status::kOk &&
       l.hdr_len + esp_encap_len(l.packet_len - l.hdr_len) > cap)
     st = Status::kNoSpace;
-  if (st != Status::kOk) {
-    ++sa->counters.drops[static_cast<size_t>(st)];
-    return st;
-  }
+  if (st != Status::kOk) return count(*sa, st);
   uint64_t iv = 0, counter = 0;
   st = it->second.next(&iv, &counter);
-  if (st != Status::kOk) {
-    ++sa->counters.drops[static_cast<size_t>(st)];
-    return st;
-  }
+  if (st != Status::kOk) return count(*sa, st);
   // The ESP sequence number carries the counter's low 32 bits; replay
   // protection uses the full counter from the IV (RFC 6054 §3).
-  st = seal_common(*sa, counter, iv, pkt, len, out, cap, out_len);
-  if (st != Status::kOk) {
-    ++sa->counters.drops[static_cast<size_t>(st)];
-    return st;
-  }
+  st = seal_common(*sa, l, counter, iv, pkt, out, cap, out_len);
+  if (st != Status::kOk) return count(*sa, st);
   if (info != nullptr) {
     info->iv = iv;
     info->seq = counter;
@@ -111,49 +83,10 @@ Status EspEngine::seal_with_iv(uint32_t spi, uint64_t seq, uint64_t iv,
                                size_t cap, size_t* out_len) {
   Sa* sa = find(spi);
   if (sa == nullptr) return drop_global(Status::kUnknownSpi);
-  return seal_common(*sa, seq, iv, pkt, len, out, cap, out_len);
-}
-
-Status EspEngine::open_esp(Sa& sa, const EspHeader& h, const uint8_t* esp,
-                           size_t len, uint8_t* out, size_t cap,
-                           size_t* payload_len, OpenInfo* info) {
-  const SaParams& p = sa.keys->params();
-  uint32_t sender_id = 0;
-  uint64_t counter = 0;
-  uint32_t seq_hi = 0;
-  if (p.replay_mode == ReplayMode::kIvCounter) {
-    split_iv(h.iv, p.sender_id_bits, &sender_id, &counter);
-  } else {
-    seq_hi = p.esn ? sa.rx.seq_hi_for(h.seq_lo) : 0;
-    counter = (static_cast<uint64_t>(seq_hi) << 32) | h.seq_lo;
-  }
-  if (p.replay_mode == ReplayMode::kIvCounter && p.esn) {
-    // ESN on a group SA: the high half is the counter's (RFC 6054 keeps the
-    // sequence number tied to the IV counter).
-    seq_hi = static_cast<uint32_t>(counter >> 32);
-  }
-  // RFC 4303 §3.4.3: duplicate check before the ICV, window moves after it.
-  Status st = sa.rx.check(sender_id, counter);
-  if (st == Status::kOk) {
-    uint8_t nh = 0;
-    st = esp_decap(*sa.cipher, p, sa.keys->salt(), seq_hi, esp, len, out, cap,
-                   payload_len, &nh);
-    if (st == Status::kOk) st = sa.rx.advance(sender_id, counter);
-    if (st == Status::kOk && info != nullptr) {
-      info->spi = h.spi;
-      info->sender_id = sender_id;
-      info->counter = counter;
-      info->seq = (static_cast<uint64_t>(seq_hi) << 32) | h.seq_lo;
-      info->next_header = nh;
-    }
-  }
-  if (st != Status::kOk) {
-    ++sa.counters.drops[static_cast<size_t>(st)];
-    return st;
-  }
-  ++sa.counters.opened_packets;
-  sa.counters.opened_bytes += *payload_len;
-  return Status::kOk;
+  IpLayout l;
+  const Status st = ip_layout_for_seal(pkt, len, &l);
+  if (st != Status::kOk) return count(*sa, st);
+  return count(*sa, seal_common(*sa, l, seq, iv, pkt, out, cap, out_len));
 }
 
 Status EspEngine::open(const uint8_t* pkt, size_t len, uint8_t* out,
@@ -161,28 +94,17 @@ Status EspEngine::open(const uint8_t* pkt, size_t len, uint8_t* out,
   IpLayout l;
   Status st = ip_layout_for_open(pkt, len, &l);
   if (st != Status::kOk) return drop_global(st);
-  const uint8_t* esp = pkt + l.hdr_len;
-  const size_t esp_len = l.packet_len - l.hdr_len;
   EspHeader h;
-  st = esp_read_header(esp, esp_len, &h);
+  st = esp_read_header(pkt + l.hdr_len, l.packet_len - l.hdr_len, &h);
   if (st != Status::kOk) return drop_global(st);
   Sa* sa = find(h.spi);
   if (sa == nullptr) return drop_global(Status::kUnknownSpi);
-  // The decrypted body (payload + padding + trailer) is written right after
-  // the kept header; it is never longer than the ESP packet.
-  if (cap < l.hdr_len + esp_len) {
-    ++sa->counters.drops[static_cast<size_t>(Status::kNoSpace)];
-    return Status::kNoSpace;
-  }
   OpenInfo local;
-  OpenInfo* oi = info != nullptr ? info : &local;
-  size_t payload_len = 0;
-  st = open_esp(*sa, h, esp, esp_len, out + l.hdr_len, cap - l.hdr_len,
-                &payload_len, oi);
-  if (st != Status::kOk) return st;
-  std::memcpy(out, pkt, l.hdr_len);
-  ip_rewrite(out, l, oi->next_header, l.hdr_len + payload_len);
-  *out_len = l.hdr_len + payload_len;
+  st = transport_open(*sa->cipher, *sa->keys, sa->rx, l, h, pkt, out, cap,
+                      out_len, info != nullptr ? info : &local);
+  if (st != Status::kOk) return count(*sa, st);
+  ++sa->counters.opened_packets;
+  sa->counters.opened_bytes += *out_len;
   return Status::kOk;
 }
 
@@ -204,8 +126,12 @@ Status EspEngine::decap_payload(const uint8_t* esp, size_t len, uint8_t* out,
   Sa* sa = find(h.spi);
   if (sa == nullptr) return drop_global(Status::kUnknownSpi);
   OpenInfo local;
-  return open_esp(*sa, h, esp, len, out, cap, out_len,
-                  info != nullptr ? info : &local);
+  st = esp_open_checked(*sa->cipher, *sa->keys, sa->rx, h, esp, len, out, cap,
+                        out_len, info != nullptr ? info : &local);
+  if (st != Status::kOk) return count(*sa, st);
+  ++sa->counters.opened_packets;
+  sa->counters.opened_bytes += *out_len;
+  return Status::kOk;
 }
 
 const SaCounters* EspEngine::counters(uint32_t spi) const {

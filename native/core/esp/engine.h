@@ -21,6 +21,7 @@
 #include "common/status.h"
 #include "esp/esp_packet.h"
 #include "esp/sa.h"
+#include "esp/transform.h"
 #include "esp/transport.h"
 
 namespace dne {
@@ -31,14 +32,6 @@ struct SaCounters {
   uint64_t opened_packets = 0;
   uint64_t opened_bytes = 0;  // plaintext bytes out
   std::array<uint64_t, kStatusCount> drops{};  // indexed by Status
-};
-
-struct OpenInfo {
-  uint32_t spi = 0;
-  uint32_t sender_id = 0;
-  uint64_t counter = 0;  // IV counter (kIvCounter) or full sequence number
-  uint64_t seq = 0;
-  uint8_t next_header = 0;
 };
 
 struct SealInfo {
@@ -109,12 +102,13 @@ class EspEngine {
         : keys(std::move(k)), cipher(std::move(c)), rx(keys->params()) {}
   };
 
-  Status seal_common(Sa& sa, uint64_t seq, uint64_t iv, const uint8_t* pkt,
-                     size_t len, uint8_t* out, size_t cap, size_t* out_len);
-  // Replay check, decap and replay advance for an ESP packet of a known SA.
-  Status open_esp(Sa& sa, const EspHeader& h, const uint8_t* esp, size_t len,
-                  uint8_t* out, size_t cap, size_t* payload_len,
-                  OpenInfo* info);
+  Status seal_common(Sa& sa, const IpLayout& l, uint64_t seq, uint64_t iv,
+                     const uint8_t* pkt, uint8_t* out, size_t cap,
+                     size_t* out_len);
+  Status count(Sa& sa, Status s) {
+    if (s != Status::kOk) ++sa.counters.drops[static_cast<size_t>(s)];
+    return s;
+  }
   Sa* find(uint32_t spi);
   Status drop_global(Status s) {
     ++global_drops_[static_cast<size_t>(s)];
