@@ -10,14 +10,8 @@
       "sources": [
         "native/binding/addon.cc",
         "native/binding/esp_engine_wrap.cc",
-        "native/core/common/status.cc",
-        "native/core/crypto/aes_gcm.cc",
-        "native/core/crypto/secure_buffer.cc",
-        "native/core/esp/engine.cc",
-        "native/core/esp/esp_packet.cc",
-        "native/core/esp/sa.cc",
-        "native/core/esp/transport.cc",
-        "native/core/replay/window.cc"
+        "native/binding/filter_wrap.cc",
+        "<!@(ls -1 native/core/*/*.cc)"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

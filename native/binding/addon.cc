@@ -4,6 +4,8 @@
 #include "crypto/aes_gcm.h"
 #include "esp/esp_packet.h"
 #include "esp_engine_wrap.h"
+#include "filter_wrap.h"
+#include "stats/counters.h"
 
 namespace dne::binding {
 
@@ -14,11 +16,19 @@ Napi::Value throw_type_error(Napi::Env env, const char* message) {
 
 DneAddon::DneAddon(Napi::Env env, Napi::Object exports) {
   esp_engine_ctor = Napi::Persistent(EspEngineWrap::Init(env));
+  filter_ctor = Napi::Persistent(FilterWrap::Init(env));
+  Napi::Array port_counters = Napi::Array::New(env, kPortCounterCount);
+  for (uint32_t i = 0; i < kPortCounterCount; ++i)
+    port_counters.Set(i, Napi::String::New(env, port_counter_name(i)));
   DefineAddon(exports,
               {
                   InstanceMethod("statusNames", &DneAddon::StatusNames),
                   InstanceMethod("cryptoInfo", &DneAddon::CryptoInfo),
                   InstanceValue("EspEngine", esp_engine_ctor.Value()),
+                  InstanceValue("Filter", filter_ctor.Value()),
+                  InstanceValue("portCounterNames", port_counters),
+                  InstanceValue("saCounterCount", Napi::Number::New(env, kSaCounterCount)),
+                  InstanceValue("ruleCounterCount", Napi::Number::New(env, kRuleCounterCount)),
                   InstanceValue("espMaxOverhead",
                                 Napi::Number::New(env, kEspMaxOverhead)),
               });

@@ -12,6 +12,7 @@ class DneAddon : public Napi::Addon<DneAddon> {
   DneAddon(Napi::Env env, Napi::Object exports);
 
   Napi::FunctionReference esp_engine_ctor;
+  Napi::FunctionReference filter_ctor;
 
  private:
   Napi::Value StatusNames(const Napi::CallbackInfo& info);

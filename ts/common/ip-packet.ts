@@ -96,3 +96,60 @@ export function udp6(o: UdpOptions): Buffer {
   dst.copy(ip, 24);
   return Buffer.concat([ip, udp]);
 }
+
+export interface IpOptions {
+  src: string;
+  dst: string;
+  /** IP protocol number; 6 and 17 get a TCP/UDP header with the ports. */
+  protocol: number;
+  srcPort?: number;
+  dstPort?: number;
+  payload?: Buffer;
+}
+
+/** An IPv4 or IPv6 packet (family from the addresses) with a minimal L4 header. */
+export function ipPacket(o: IpOptions): Buffer {
+  const payload = o.payload ?? Buffer.alloc(0);
+  const v6 = o.src.includes(':');
+  if (o.protocol === 17) {
+    const u = { src: o.src, dst: o.dst, srcPort: o.srcPort ?? 0, dstPort: o.dstPort ?? 0, payload };
+    return v6 ? udp6(u) : udp4(u);
+  }
+  let l4: Buffer;
+  if (o.protocol === 6) {
+    l4 = Buffer.alloc(20 + payload.length);
+    l4.writeUInt16BE(o.srcPort ?? 0, 0);
+    l4.writeUInt16BE(o.dstPort ?? 0, 2);
+    l4[12] = 0x50;
+    l4[13] = 0x10;
+    payload.copy(l4, 20);
+  } else {
+    l4 = Buffer.concat([Buffer.from([8, 0, 0, 0, 0, 1, 0, 1]), payload]);
+  }
+  if (v6) {
+    const ip = Buffer.alloc(40);
+    ip[0] = 0x60;
+    ip.writeUInt16BE(l4.length, 4);
+    ip[6] = o.protocol;
+    ip[7] = 64;
+    ipv6Bytes(o.src).copy(ip, 8);
+    ipv6Bytes(o.dst).copy(ip, 24);
+    return Buffer.concat([ip, l4]);
+  }
+  const ip = Buffer.alloc(20);
+  ip[0] = 0x45;
+  ip.writeUInt16BE(20 + l4.length, 2);
+  ip[8] = 64;
+  ip[9] = o.protocol;
+  ipv4Bytes(o.src).copy(ip, 12);
+  ipv4Bytes(o.dst).copy(ip, 16);
+  ip.writeUInt16BE(inetChecksum(ip), 10);
+  return Buffer.concat([ip, l4]);
+}
+
+/** Wraps an IP packet in an Ethernet header (locally administered MACs). */
+export function ethFrame(ip: Buffer): Buffer {
+  const h = Buffer.from([0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0, 0]);
+  h.writeUInt16BE((ip[0]! >> 4) === 6 ? 0x86dd : 0x0800, 12);
+  return Buffer.concat([h, ip]);
+}

@@ -1,0 +1,392 @@
+/**
+ * Typed, validating face of the native filter (native/core/filter): protected
+ * ports, SAs and per-port rule tables. Control calls only; the packet path
+ * runs in the addon's own threads and never enters JavaScript.
+ */
+import * as net from 'node:net';
+import { badArgument, DneError, ErrorCodes } from '../common/errors';
+import { STATUS_NAMES, StatusName, statusName } from './codes';
+import { loadAddon } from './loader';
+
+export type Action = 'allow' | 'encrypt' | 'integrity' | 'drop';
+export const ACTIONS: readonly Action[] = ['allow', 'encrypt', 'integrity', 'drop'];
+export type Direction = 'out' | 'in';
+
+/** One compiled rule as a port sees it (the controller produces these). */
+export interface RuleSpec {
+  /** The policy rule this entry comes from (counters and explain use it). */
+  ruleId: number;
+  /** Which side of the rule this port's workload is on. */
+  role: 'source' | 'destination';
+  ipVersion?: 4 | 6 | null;
+  /** IP protocol number; null or undefined: any. */
+  protocol?: number | null;
+  /** The workload's addresses the rule covers; empty: any. */
+  local: string[];
+  /** The other side's prefixes; empty: any. */
+  remote: string[];
+  /** Service destination ports as [lo, hi] ranges; empty: any. */
+  ports: Array<[number, number]>;
+  action: Action;
+  keyPolicy: number;
+  /** Sending SA of the key policy for this action; 0 when none is active yet. */
+  txSpi: number;
+}
+
+export interface PortTableSpec {
+  /** The workload's own addresses: decrypted packets must be addressed to one. */
+  addresses: string[];
+  defaultAction: Action;
+  rules: RuleSpec[];
+}
+
+export interface FilterOptions {
+  workers?: number;
+  /** What a port without a table does with IP traffic. */
+  defaultAction?: 'allow' | 'drop';
+  blockSize?: number;
+  blockCount?: number;
+  /** TPACKET_V3 block retire timeout in ms: the latency bound at low rates. */
+  retireMs?: number;
+}
+
+export interface PortConfig {
+  name: string;
+  workloadIf: string;
+  networkIf: string;
+  /** Network namespace name (under /run/netns) or path; default: ours. */
+  workloadNetns?: string;
+  networkNetns?: string;
+}
+
+export interface FilterSaOptions {
+  spi: number;
+  mode: 'gcm' | 'gmac';
+  key: Buffer;
+  salt: Buffer;
+  keyPolicy: number;
+  /** One sender ID per worker thread (from the key manager). */
+  senderIds: number[];
+  senderIdBits?: 8 | 16 | 24 | 32;
+  replayWindow?: number;
+  lowWater?: bigint;
+}
+
+interface RawFilter {
+  start(): void;
+  stop(): void;
+  addPort(c: object): number;
+  removePort(name: string): boolean;
+  portMtu(name: string): number;
+  installSa(p: object, keymat: Uint8Array): number;
+  removeSa(spi: number): number;
+  setTables(t: object): bigint;
+  readDrops(out: BigUint64Array): void;
+  readPort(name: string, out: BigUint64Array, drops: BigUint64Array): boolean;
+  readRules(slots: number, out: BigUint64Array): void;
+  readSa(spi: number, out: BigUint64Array): boolean;
+  generation(): bigint;
+  workers(): number;
+}
+
+interface FilterStatic {
+  new (o: object): RawFilter;
+  classify(table: object, frame: Uint8Array, dir: number): { parsed: boolean; action?: number; ruleId?: number | null };
+}
+
+function filterClass(): FilterStatic {
+  return (loadAddon() as unknown as { Filter: FilterStatic }).Filter;
+}
+
+const MAX_RULE_SLOTS = 16384;
+
+function isPrefix(p: unknown): boolean {
+  if (typeof p !== 'string') return false;
+  const [addr, len, ...rest] = p.split('/');
+  if (rest.length > 0 || addr === undefined) return false;
+  const fam = net.isIP(addr);
+  if (fam === 0) return false;
+  if (len === undefined) return true;
+  if (!/^\d{1,3}$/.test(len)) return false;
+  return Number(len) <= (fam === 4 ? 32 : 128);
+}
+
+function checkPrefixes(where: string, v: unknown): string[] {
+  if (!Array.isArray(v)) throw badArgument(`${where} must be an array of prefixes`);
+  v.forEach((p, i) => {
+    if (!isPrefix(p)) throw badArgument(`${where}[${i}] is not an IPv4/IPv6 address or prefix: ${JSON.stringify(p)}`);
+  });
+  return v as string[];
+}
+
+function actionCode(where: string, a: unknown): number {
+  const i = ACTIONS.indexOf(a as Action);
+  if (i < 0) throw badArgument(`${where} must be one of ${ACTIONS.join(', ')}`);
+  return i;
+}
+
+/** Validates a table and converts it to the addon's shape. */
+function toRawTable(where: string, t: PortTableSpec, slotOf: (ruleId: number) => number): object {
+  if (t === null || typeof t !== 'object') throw badArgument(`${where} must be an object`);
+  return {
+    addresses: checkPrefixes(`${where}.addresses`, t.addresses),
+    defaultAction: actionCode(`${where}.defaultAction`, t.defaultAction),
+    rules: (Array.isArray(t.rules) ? t.rules : (() => { throw badArgument(`${where}.rules must be an array`); })()).map(
+      (r, i) => {
+        const w = `${where}.rules[${i}]`;
+        if (!Number.isInteger(r.ruleId) || r.ruleId < 0 || r.ruleId > 0xffffffff) throw badArgument(`${w}.ruleId must be a uint32`);
+        if (r.role !== 'source' && r.role !== 'destination') throw badArgument(`${w}.role must be "source" or "destination"`);
+        const ipVersion = r.ipVersion ?? 0;
+        if (![0, 4, 6].includes(ipVersion)) throw badArgument(`${w}.ipVersion must be 4, 6 or null`);
+        const protocol = r.protocol ?? -1;
+        if (!Number.isInteger(protocol) || protocol < -1 || protocol > 255) throw badArgument(`${w}.protocol must be 0-255 or null`);
+        if (!Array.isArray(r.ports)) throw badArgument(`${w}.ports must be an array of [lo, hi]`);
+        const ports: number[] = [];
+        r.ports.forEach((pr, j) => {
+          if (!Array.isArray(pr) || pr.length !== 2 || !pr.every((x) => Number.isInteger(x) && x >= 0 && x <= 65535) || pr[0] > pr[1]) {
+            throw badArgument(`${w}.ports[${j}] must be [lo, hi] with 0 <= lo <= hi <= 65535`);
+          }
+          ports.push(pr[0], pr[1]);
+        });
+        for (const k of ['keyPolicy', 'txSpi'] as const) {
+          if (!Number.isInteger(r[k]) || r[k] < 0 || r[k] > 0xffffffff) throw badArgument(`${w}.${k} must be a uint32`);
+        }
+        return {
+          ruleId: r.ruleId,
+          slot: slotOf(r.ruleId),
+          role: r.role === 'source' ? 0 : 1,
+          ipVersion,
+          protocol,
+          local: checkPrefixes(`${w}.local`, r.local),
+          remote: checkPrefixes(`${w}.remote`, r.remote),
+          ports,
+          action: actionCode(`${w}.action`, r.action),
+          keyPolicy: r.keyPolicy,
+          txSpi: r.txSpi,
+        };
+      },
+    ),
+  };
+}
+
+/** The native matcher on one frame (agreement tests, explain). */
+export function classifyNative(
+  table: PortTableSpec,
+  frame: Uint8Array,
+  dir: Direction,
+): { action: Action; ruleId: number | null } | null {
+  const r = filterClass().classify(toRawTable('table', table, () => 0), frame, dir === 'out' ? 0 : 1);
+  if (!r.parsed) return null;
+  return { action: ACTIONS[r.action!]!, ruleId: r.ruleId ?? null };
+}
+
+export interface PortStats {
+  counters: Record<string, bigint>;
+  drops: Record<StatusName, bigint>;
+}
+
+export interface SaStats {
+  sealedPackets: bigint;
+  sealedBytes: bigint;
+  openedPackets: bigint;
+  openedBytes: bigint;
+  /** Workers whose sender is below its low-water mark. */
+  sendersLow: bigint;
+  drops: Record<StatusName, bigint>;
+}
+
+export interface RuleStats {
+  outPackets: bigint;
+  outBytes: bigint;
+  inPackets: bigint;
+  inBytes: bigint;
+}
+
+function dropsRecord(a: BigUint64Array, offset = 0): Record<StatusName, bigint> {
+  const d = {} as Record<StatusName, bigint>;
+  STATUS_NAMES.forEach((n, i) => (d[n] = a[offset + i]!));
+  return d;
+}
+
+export function netnsPath(name: string | undefined): string | undefined {
+  if (name === undefined || name === '') return undefined;
+  return name.includes('/') ? name : `/run/netns/${name}`;
+}
+
+export class Filter {
+  private readonly raw: RawFilter;
+  private readonly ruleSlots = new Map<number, number>();
+  private readonly portCounterNames: string[];
+  private readonly saBuf: BigUint64Array;
+
+  constructor(opts: FilterOptions = {}) {
+    const workers = opts.workers ?? 1;
+    if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw badArgument('workers must be an integer from 1 to 64');
+    const def = opts.defaultAction ?? 'allow';
+    if (def !== 'allow' && def !== 'drop') throw badArgument('defaultAction must be "allow" or "drop"');
+    const addon = loadAddon() as unknown as { portCounterNames: string[]; saCounterCount: number };
+    this.portCounterNames = addon.portCounterNames;
+    this.saBuf = new BigUint64Array(addon.saCounterCount);
+    this.raw = new (filterClass())({
+      workers,
+      defaultAction: def === 'allow' ? 0 : 3,
+      blockSize: opts.blockSize ?? 1 << 20,
+      blockCount: opts.blockCount ?? 16,
+      retireMs: opts.retireMs ?? 1,
+    });
+  }
+
+  get workers(): number {
+    return this.raw.workers();
+  }
+
+  start(): void {
+    this.raw.start();
+  }
+
+  stop(): void {
+    this.raw.stop();
+  }
+
+  /** Opens both interfaces of a protected port; returns its counter slot. */
+  addPort(c: PortConfig): number {
+    for (const k of ['name', 'workloadIf', 'networkIf'] as const) {
+      if (typeof c[k] !== 'string' || c[k] === '') throw badArgument(`port.${k} must be a non-empty string`);
+    }
+    try {
+      return this.raw.addPort({
+        name: c.name,
+        workloadIf: c.workloadIf,
+        networkIf: c.networkIf,
+        workloadNetns: netnsPath(c.workloadNetns),
+        networkNetns: netnsPath(c.networkNetns),
+      });
+    } catch (err) {
+      throw new DneError(ErrorCodes.badConfig, (err as Error).message);
+    }
+  }
+
+  removePort(name: string): boolean {
+    return this.raw.removePort(name);
+  }
+
+  portMtu(name: string): number {
+    return this.raw.portMtu(name);
+  }
+
+  installSa(o: FilterSaOptions): void {
+    if (!Number.isInteger(o.spi) || o.spi < 256 || o.spi > 0xffffffff) throw badArgument('spi must be an integer from 256 to 4294967295');
+    if (o.mode !== 'gcm' && o.mode !== 'gmac') throw badArgument('mode must be "gcm" or "gmac"');
+    if (!(o.key instanceof Uint8Array) || (o.key.length !== 16 && o.key.length !== 32)) throw badArgument('key must be 16 or 32 bytes');
+    if (!(o.salt instanceof Uint8Array) || o.salt.length !== 4) throw badArgument('salt must be 4 bytes');
+    const bits = o.senderIdBits ?? 24;
+    if (![8, 16, 24, 32].includes(bits)) throw badArgument('senderIdBits must be 8, 16, 24 or 32');
+    if (!Array.isArray(o.senderIds) || o.senderIds.length < this.workers) {
+      throw badArgument(`senderIds must hold one sender ID per worker (${this.workers})`);
+    }
+    if (o.senderIds.some((id) => !Number.isInteger(id) || id < 0 || (bits < 32 && id >= 2 ** bits) || id > 0xffffffff)) {
+      throw badArgument(`senderIds must be integers below 2^${bits}`);
+    }
+    if (new Set(o.senderIds).size !== o.senderIds.length) throw badArgument('senderIds must be distinct');
+    const window = o.replayWindow ?? 4096;
+    if (!Number.isInteger(window) || window < 64 || window > 65536 || window % 64 !== 0) {
+      throw badArgument('replayWindow must be a multiple of 64 from 64 to 65536');
+    }
+    const keymat = Buffer.concat([o.key, o.salt]);
+    try {
+      const st = this.raw.installSa(
+        {
+          spi: o.spi,
+          mode: o.mode === 'gcm' ? 0 : 1,
+          esn: false,
+          senderIdBits: bits,
+          replayWindow: window,
+          replayMode: 0,
+          maxSenders: 16384,
+          keyPolicy: o.keyPolicy,
+          senderIds: o.senderIds,
+          lowWater: o.lowWater ?? 0n,
+        },
+        keymat,
+      );
+      if (st !== 0) throw new DneError(ErrorCodes.badConfig, `SA 0x${o.spi.toString(16)} was refused: ${statusName(st)}`);
+    } finally {
+      keymat.fill(0);
+      o.key.fill(0);
+      o.salt.fill(0);
+    }
+  }
+
+  removeSa(spi: number): boolean {
+    return this.raw.removeSa(spi) === 0;
+  }
+
+  /** Replaces the tables of the named ports in one atomic swap. */
+  setTables(t: { defaultAction?: 'allow' | 'drop'; ports: Record<string, PortTableSpec> }): bigint {
+    const def = t.defaultAction ?? 'allow';
+    if (def !== 'allow' && def !== 'drop') throw badArgument('defaultAction must be "allow" or "drop"');
+    const pending = new Map(this.ruleSlots);
+    const slotOf = (id: number) => {
+      let s = pending.get(id);
+      if (s === undefined) {
+        s = pending.size;
+        if (s >= MAX_RULE_SLOTS) throw badArgument(`more than ${MAX_RULE_SLOTS} distinct rules`);
+        pending.set(id, s);
+      }
+      return s;
+    };
+    const ports: Record<string, object> = {};
+    for (const [name, table] of Object.entries(t.ports ?? {})) ports[name] = toRawTable(`ports.${name}`, table, slotOf);
+    let gen: bigint;
+    try {
+      gen = this.raw.setTables({ defaultAction: def === 'allow' ? 0 : 3, ports });
+    } catch (err) {
+      throw new DneError(ErrorCodes.badConfig, (err as Error).message);
+    }
+    for (const [k, v] of pending) this.ruleSlots.set(k, v);
+    return gen;
+  }
+
+  generation(): bigint {
+    return this.raw.generation();
+  }
+
+  drops(): Record<StatusName, bigint> {
+    const a = new BigUint64Array(STATUS_NAMES.length);
+    this.raw.readDrops(a);
+    return dropsRecord(a);
+  }
+
+  portStats(name: string): PortStats | null {
+    const c = new BigUint64Array(this.portCounterNames.length);
+    const d = new BigUint64Array(STATUS_NAMES.length);
+    if (!this.raw.readPort(name, c, d)) return null;
+    const counters: Record<string, bigint> = {};
+    this.portCounterNames.forEach((n, i) => (counters[n] = c[i]!));
+    return { counters, drops: dropsRecord(d) };
+  }
+
+  saStats(spi: number): SaStats | null {
+    const a = this.saBuf;
+    if (!this.raw.readSa(spi, a)) return null;
+    return {
+      sealedPackets: a[0]!,
+      sealedBytes: a[1]!,
+      openedPackets: a[2]!,
+      openedBytes: a[3]!,
+      sendersLow: a[4]!,
+      drops: dropsRecord(a, 5),
+    };
+  }
+
+  ruleStats(): Map<number, RuleStats> {
+    const n = this.ruleSlots.size;
+    const a = new BigUint64Array(Math.max(1, n) * 4);
+    this.raw.readRules(n, a);
+    const out = new Map<number, RuleStats>();
+    for (const [id, s] of this.ruleSlots) {
+      out.set(id, { outPackets: a[s * 4]!, outBytes: a[s * 4 + 1]!, inPackets: a[s * 4 + 2]!, inBytes: a[s * 4 + 3]! });
+    }
+    return out;
+  }
+}
