@@ -478,3 +478,25 @@ TEST(Filter, WorkerThreadsCarryTrafficAndStopCleanly) {
 
 }  // namespace
 }  // namespace dne::test
+
+namespace dne::test {
+namespace {
+
+// The word-at-a-time checksum against the textbook 16-bit loop (RFC 1071).
+TEST(Checksum, MatchesTheReferenceLoopForEveryLengthAndAlignment) {
+  const Bytes data = pattern(600, 13);
+  for (size_t off = 0; off < 8; ++off) {
+    for (size_t len = 0; len + off <= data.size(); len += (len < 70 ? 1 : 37)) {
+      uint32_t ref = 0;
+      for (size_t i = 0; i + 1 < len; i += 2) ref += load_be16(&data[off + i]);
+      if (len & 1) ref += static_cast<uint32_t>(data[off + len - 1]) << 8;
+      while (ref >> 16) ref = (ref & 0xffff) + (ref >> 16);
+      EXPECT_EQ(csum_fold(csum_add(&data[off], len, 0)), ref) << off << "+" << len;
+      EXPECT_EQ(static_cast<uint16_t>(~csum_fold(csum_add(&data[off], len, 0))) ,
+                len == 0 ? 0xffff : inet_checksum(&data[off], len));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dne::test

@@ -7,16 +7,37 @@
 namespace dne {
 
 uint64_t csum_add(const uint8_t* p, size_t len, uint64_t sum) {
-  // 32-bit big-endian words summed into 64 bits: carries are kept and
-  // folded once at the end (RFC 1071 §2 (B), deferred carries).
+  // RFC 1071 §2(B): the one's-complement sum is byte-order independent, so
+  // sum native 32-bit words into 64 bits (carries deferred) and swap the
+  // folded result once. Four independent accumulators keep the adds from
+  // serialising.
+  uint64_t a = 0, b = 0, c = 0, d = 0;
   size_t i = 0;
-  for (; i + 4 <= len; i += 4) sum += load_be32(p + i);
-  if (i + 2 <= len) {
-    sum += load_be16(p + i);
-    i += 2;
+  for (; i + 16 <= len; i += 16) {
+    uint32_t w[4];
+    std::memcpy(w, p + i, 16);
+    a += w[0];
+    b += w[1];
+    c += w[2];
+    d += w[3];
   }
-  if (i < len) sum += static_cast<uint64_t>(p[i]) << 8;
-  return sum;
+  uint64_t n = a + b + c + d;  // < 2^36 per 4 GiB: no overflow
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, p + i, 4);
+    n += w;
+  }
+  uint8_t tail[4] = {0, 0, 0, 0};
+  if (i < len) {
+    std::memcpy(tail, p + i, len - i);
+    uint32_t w;
+    std::memcpy(&w, tail, 4);
+    n += w;
+  }
+  // Fold to 16 bits in native order, then to network order.
+  while (n >> 16) n = (n & 0xffff) + (n >> 16);
+  const uint16_t native = static_cast<uint16_t>(n);
+  return sum + static_cast<uint16_t>((native >> 8) | (native << 8));
 }
 
 uint16_t csum_fold(uint64_t sum) {
