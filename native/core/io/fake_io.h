@@ -22,8 +22,10 @@ class FakeIo : public PacketIo {
   void inject(const uint8_t* frame, size_t len, const VnetHdr& vnet = {}) {
     rx_.push_back({std::vector<uint8_t>(frame, frame + len), vnet});
   }
-  // Frames sent out of this interface that no peer took.
+  // Frames sent out of this interface that no peer took, with their
+  // virtio headers.
   std::vector<std::vector<uint8_t>> sent;
+  std::vector<VnetHdr> sent_vnet;
 
   int poll_fd() const override { return -1; }
   size_t rx_batch(RxSink& sink) override {
@@ -47,8 +49,10 @@ class FakeIo : public PacketIo {
     for (auto& e : txq_) {
       if (peer_ != nullptr)
         peer_->rx_.push_back(std::move(e));
-      else
+      else {
         sent.push_back(std::move(e.bytes));
+        sent_vnet.push_back(e.vnet);
+      }
     }
     txq_.clear();
     return 0;

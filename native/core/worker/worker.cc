@@ -168,14 +168,27 @@ void Worker::queue(PacketIo& io, const VnetHdr& vnet, const uint8_t* frame,
   pc[to_net ? kToNetworkBytes : kToWorkloadBytes].add(len);
 }
 
+void Worker::to_workload(const VnetHdr& vnet, const uint8_t* frame, size_t len) {
+  flush_coalesced();
+  queue(*cur_port_->workload, vnet, frame, len);
+}
+
+void Worker::flush_coalesced() {
+  coalescer_.flush([&](const VnetHdr& v, const uint8_t* f, size_t n) {
+    queue(*cur_port_->workload, v, f, n);
+  });
+}
+
 void Worker::flush_port() {
   if (cur_port_ == nullptr) return;
+  flush_coalesced();
   size_t failed = cur_port_->network->tx_flush() + cur_port_->workload->tx_flush();
   if (failed) {
     stats_->drops[static_cast<size_t>(Status::kRingFull)].add(failed);
     stats_->port_drops[cur_port_->slot][static_cast<size_t>(Status::kRingFull)].add(failed);
   }
   next_slot_ = 0;
+  coalescer_.reset();
 }
 
 void Worker::drop(Status reason, LocalSa* sa) {
@@ -297,7 +310,7 @@ void Worker::seal_ip(const uint8_t* eth, const ParsedFrame& p,
                          ? build_frag_needed(eth, p, static_cast<uint16_t>(plain_mtu), out, kSlotSize)
                          : build_packet_too_big(eth, p, plain_mtu < 1280 ? 1280 : plain_mtu, out, kSlotSize);
     if (n > 0) {
-      queue(*cur_port_->workload, kNoOffload, out, n);
+      to_workload(kNoOffload, out, n);
       stats_->port[cur_port_->slot][kIcmpSent].add();
     }
     return drop(Status::kMtu, &sa);
@@ -330,7 +343,7 @@ void Worker::in_frame(RxFrame& f) {
   if (!parse_frame(f.data, f.len, &p)) return drop(Status::kMalformed);
   if (p.family == 0 || is_link_control(p, f.data)) {
     pc[kClearPackets].add();
-    return queue(*cur_port_->workload, f.vnet, f.data, f.len);
+    return to_workload(f.vnet, f.data, f.len);
   }
   if (p.l4_proto == kIpProtoEsp) return open_in(f, p);
   bool unknown_fragment;
@@ -341,7 +354,7 @@ void Worker::in_frame(RxFrame& f) {
   if (m.action != Action::kAllow) return drop(Status::kPolicy);
   count_rule(m, Direction::kIn, p.ip_len);
   pc[kClearPackets].add();
-  queue(*cur_port_->workload, f.vnet, f.data, f.len);
+  to_workload(f.vnet, f.data, f.len);
 }
 
 void Worker::open_in(RxFrame& f, const ParsedFrame& p) {
@@ -355,6 +368,9 @@ void Worker::open_in(RxFrame& f, const ParsedFrame& p) {
   auto it = sas_.find(h.spi);
   if (it == sas_.end()) return drop(Status::kUnknownSpi);
   LocalSa& sa = it->second;
+  // Coalescing buffers all handed out: send what is queued first, while no
+  // arena slot of this frame is in use yet.
+  if (!coalescer_.buffer_free()) flush_port();
   uint8_t* out = alloc_slot();
   std::memcpy(out, f.data, p.l3_off);
   size_t out_len = 0;
@@ -389,6 +405,11 @@ void Worker::open_in(RxFrame& f, const ParsedFrame& p) {
     if (mtu > room) clamp_tcp_mss(out, q, static_cast<uint16_t>(mtu - room), false);
   }
   stats_->port[cur_port_->slot][kOpenedPackets].add();
+  // Decrypted TCP is coalesced into GSO frames for the workload when it can
+  // be (the stack then sees one skb per batch, as after GRO).
+  if (coalescer_.add(out, frame_len, q)) return;
+  flush_coalesced();
+  if (coalescer_.buffer_free() && coalescer_.add(out, frame_len, q)) return;
   queue(*cur_port_->workload, kNoOffload, out, frame_len);
 }
 

@@ -28,6 +28,7 @@
 #include "stats/counters.h"
 #include "tables/flow_cache.h"
 #include "tables/snapshot.h"
+#include "worker/tcp_coalescer.h"
 
 namespace dne {
 
@@ -78,6 +79,10 @@ class Worker : private RxSink {
   void open_in(RxFrame& f, const ParsedFrame& p);
   uint8_t* alloc_slot();
   void queue(PacketIo& io, const VnetHdr& vnet, const uint8_t* frame, size_t len);
+  // Everything for the workload goes through here so coalesced TCP stays in
+  // order with the rest.
+  void to_workload(const VnetHdr& vnet, const uint8_t* frame, size_t len);
+  void flush_coalesced();
   void flush_port();
   void drop(Status reason, LocalSa* sa = nullptr);
   void count_rule(const Match& m, Direction dir, size_t bytes);
@@ -91,6 +96,7 @@ class Worker : private RxSink {
   std::vector<const PortRuntime*> my_ports_;
   std::unordered_map<uint32_t, LocalSa> sas_;
   FlowCache flow_cache_;
+  TcpCoalescer coalescer_;
   FragmentCache frag_cache_;
   int wake_fd_ = -1;
 
