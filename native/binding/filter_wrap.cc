@@ -172,6 +172,7 @@ Napi::Function FilterWrap::Init(Napi::Env env) {
                      {
                          InstanceMethod("start", &FilterWrap::Start),
                          InstanceMethod("stop", &FilterWrap::Stop),
+                         InstanceMethod("close", &FilterWrap::Close),
                          InstanceMethod("addPort", &FilterWrap::AddPort),
                          InstanceMethod("removePort", &FilterWrap::RemovePort),
                          InstanceMethod("portMtu", &FilterWrap::PortMtu),
@@ -216,7 +217,7 @@ FilterWrap::FilterWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Filter
 }
 
 FilterWrap::~FilterWrap() {
-  if (filter_) filter_->stop();
+  if (filter_) filter_->close();
 }
 
 #define DNE_REQUIRE_FILTER()                                                  \
@@ -231,6 +232,12 @@ Napi::Value FilterWrap::Start(const Napi::CallbackInfo& info) {
 Napi::Value FilterWrap::Stop(const Napi::CallbackInfo& info) {
   DNE_REQUIRE_FILTER();
   filter_->stop();
+  return info.Env().Undefined();
+}
+
+Napi::Value FilterWrap::Close(const Napi::CallbackInfo& info) {
+  DNE_REQUIRE_FILTER();
+  filter_->close();
   return info.Env().Undefined();
 }
 

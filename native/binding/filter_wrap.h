@@ -28,6 +28,7 @@ class FilterWrap : public Napi::ObjectWrap<FilterWrap> {
  private:
   Napi::Value Start(const Napi::CallbackInfo& info);
   Napi::Value Stop(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value AddPort(const Napi::CallbackInfo& info);
   Napi::Value RemovePort(const Napi::CallbackInfo& info);
   Napi::Value PortMtu(const Napi::CallbackInfo& info);

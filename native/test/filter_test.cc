@@ -529,3 +529,38 @@ TEST(Checksum, MatchesTheReferenceLoopForEveryLengthAndAlignment) {
 
 }  // namespace
 }  // namespace dne::test
+
+namespace dne::test {
+namespace {
+
+TEST(Filter, StoppedFilterLetsGoOfRemovedPortsAndCloseDropsEverything) {
+  Filter f{FilterOptions{}};
+  auto wl = std::make_shared<FakeIo>();
+  auto nw = std::make_shared<FakeIo>();
+  std::weak_ptr<FakeIo> wl_ref = wl, nw_ref = nw;
+  std::string err;
+  ASSERT_TRUE(f.add_port("p", std::move(wl), std::move(nw), &err));
+  f.start();
+  f.stop();
+  // A stopped worker holds no snapshot, so removal closes the port now.
+  ASSERT_TRUE(f.remove_port("p"));
+  EXPECT_TRUE(wl_ref.expired());
+  EXPECT_TRUE(nw_ref.expired());
+
+  auto a = std::make_shared<FakeIo>();
+  std::weak_ptr<FakeIo> a_ref = a;
+  ASSERT_TRUE(f.add_port("q", std::move(a), std::make_shared<FakeIo>(), &err));
+  SaInstall s;
+  s.params.spi = 0x7777;
+  s.keymat = pattern(20);
+  s.sender_ids = {1};
+  ASSERT_EQ(f.install_sa(s), Status::kOk);
+  f.start();
+  f.close();
+  EXPECT_TRUE(a_ref.expired());
+  EXPECT_EQ(f.sa_slot(0x7777), -1);
+  EXPECT_EQ(f.port_slot("q"), -1);
+}
+
+}  // namespace
+}  // namespace dne::test

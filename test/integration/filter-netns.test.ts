@@ -123,7 +123,7 @@ beforeAll(async () => {
 });
 
 afterAll(() => {
-  for (const f of filters) f.stop();
+  for (const f of filters) f.close();
   topo?.destroy();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });

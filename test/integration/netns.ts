@@ -50,8 +50,12 @@ export class Topology {
   private readonly namespaces: string[] = [];
   private readonly pids = new Set<number>();
 
+  private readonly onExit = () => this.destroy();
+
   /** hostsWorkloads[i] = number of workloads on host i. */
   constructor(hostsWorkloads: number[] = [1, 1]) {
+    // Also clean up if the process ends without reaching destroy().
+    process.once('exit', this.onExit);
     try {
       this.build(hostsWorkloads);
     } catch (err) {
@@ -152,6 +156,7 @@ export class Topology {
   }
 
   destroy(): void {
+    process.removeListener('exit', this.onExit);
     for (const pid of [...this.pids]) this.kill(pid);
     // Processes started with `ip netns exec` die with SIGTERM; give them a
     // moment, then delete the namespaces (which removes every veth in them).

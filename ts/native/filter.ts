@@ -75,6 +75,7 @@ export interface FilterSaOptions {
 interface RawFilter {
   start(): void;
   stop(): void;
+  close(): void;
   addPort(c: object): number;
   removePort(name: string): boolean;
   portMtu(name: string): number;
@@ -246,6 +247,12 @@ export class Filter {
 
   stop(): void {
     this.raw.stop();
+  }
+
+  /** Stops the workers and drops every port (sockets closed) and SA (keys wiped). */
+  close(): void {
+    this.raw.close();
+    this.ruleSlots.clear();
   }
 
   /** Opens both interfaces of a protected port; returns its counter slot. */

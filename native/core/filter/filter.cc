@@ -50,10 +50,19 @@ void Filter::stop() {
   for (auto& w : workers_) w->wake();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  for (auto& w : workers_) w->release();
 }
 
 void Filter::poll_once() {
   for (auto& w : workers_) w->poll_once();
+}
+
+void Filter::close() {
+  stop();
+  std::lock_guard<std::mutex> g(mu_);
+  auto s = std::make_shared<Snapshot>();
+  s->default_action = opts_.default_action;
+  publish(std::move(s));  // no ports, no SAs: sockets close, keys are wiped
 }
 
 bool Filter::open_port(const PortConfig& c, std::string* error) {

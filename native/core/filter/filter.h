@@ -52,6 +52,9 @@ class Filter : private SnapshotSource {
   // Stops and joins the worker threads (idempotent).
   void stop();
   bool running() const { return running_.load(); }
+  // Stops the workers and drops every port (sockets closed) and SA (keys
+  // wiped). The filter can be configured and started again afterwards.
+  void close();
   uint32_t worker_count() const { return static_cast<uint32_t>(workers_.size()); }
 
   // Opens both interfaces of a port with AF_PACKET. On failure nothing

@@ -38,6 +38,13 @@ void Worker::wake() {
   if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof one);
 }
 
+void Worker::release() {
+  sas_.clear();
+  my_ports_.clear();
+  snap_.reset();
+  gen_ = ~uint64_t{0};
+}
+
 uint64_t Worker::now_ms() const {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                    std::chrono::steady_clock::now().time_since_epoch())

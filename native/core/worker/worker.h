@@ -54,6 +54,10 @@ class Worker : private RxSink {
   void poll_once();
   // Wakes run() from poll() (configuration changed, or stopping).
   void wake();
+  // Lets go of the snapshot and all per-SA state (cipher contexts, windows,
+  // senders). Called on a stopped worker, so removed ports close their
+  // sockets and removed SAs' key schedules are freed at once.
+  void release();
 
   const WorkerStats& stats() const { return *stats_; }
 
