@@ -5,9 +5,10 @@
  *   [ns w1] eth0 ==veth== w1-wl  (filter)  w1-nt ==veth== w1-br --+
  *                                                   host h1: br0 + ul --- underlay --- ul + br0 :host h2
  *
- * Every name starts with "dnet<id>" so nothing else on the machine is touched;
- * destroy() removes all of it and is safe to call twice. Traffic only flows
- * between these namespaces.
+ * Every namespace is named "dnet<id>-p<pid>-..." so nothing else on the
+ * machine is touched; destroy() removes all of it and is safe to call twice
+ * (it also runs at process exit). Traffic only flows between these
+ * namespaces.
  */
 import { execFileSync, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -65,7 +66,9 @@ export class Topology {
   }
 
   private addNs(name: string): string {
-    const ns = `${this.prefix}-${name}`;
+    // The creating PID is in the name, so a sweep can tell a namespace of a
+    // dead run from one a concurrent run still uses.
+    const ns = `${this.prefix}-p${process.pid}-${name}`;
     ip('netns', 'add', ns);
     this.namespaces.push(ns);
     ip('-n', ns, 'link', 'set', 'lo', 'up');
