@@ -196,7 +196,8 @@ bool Filter::set_tables(
     Action default_action, std::string* error) {
   std::lock_guard<std::mutex> g(mu_);
   auto s = copy_current();
-  for (const auto& [name, t] : tables) {
+  for (const auto& entry : tables) {
+    const std::string& name = entry.first;
     const bool known = std::any_of(s->ports.begin(), s->ports.end(),
                                    [&](const PortRuntime& p) { return p.name == name; });
     if (!known) {

@@ -40,7 +40,7 @@ class SnapshotSource {
   ~SnapshotSource() = default;
 };
 
-class Worker : private RxSink {
+class Worker final : private RxSink {
  public:
   Worker(uint32_t index, const SnapshotSource& source);
   ~Worker();
