@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { DneError } from '../common/errors';
+import { registerPkiCommand } from '../common/pki-command';
+import { registerKeyManagerCommand } from '../keymanager/command';
 import { packageRoot } from '../native/loader';
 import { printSelftest, runSelftest } from './selftest';
 
@@ -30,6 +32,9 @@ export function buildCli(): Command {
       }
       process.exitCode = report.ok ? 0 : 1;
     });
+
+  registerPkiCommand(program);
+  registerKeyManagerCommand(program);
   return program;
 }
 

@@ -1,0 +1,299 @@
+/**
+ * The key manager's HTTP app (fastify over HTTPS with mutual TLS only).
+ * `buildKeyManagerApp` makes a ready instance without listening; `listen`
+ * and signal handling live in server.ts (fastify/demo app.ts/server.ts).
+ *
+ * Request path: TLS handshake (client certificate required and verified
+ * against the dne CA, else no HTTP at all) → onRequest: identity from the
+ * certificate's dne:// URI SAN → schema validation (unknown fields, wrong
+ * types, oversize bodies are 4xx) → KeyService method (one transaction) →
+ * response serialised through its schema. Every 4xx is audited once.
+ */
+import Fastify, { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
+import type { Logger } from 'pino';
+import { DneError, ErrorCodes } from '../common/errors';
+import { errorBody, ErrorName, HttpError, httpError, statusOf } from '../common/http-errors';
+import { identityFromCertificate, identityUri } from '../common/identity';
+import { createLogger, LogLevel } from '../common/logging';
+import { schemaErrorFormatter } from '../common/validation';
+import { MasterKey } from './master-key';
+import {
+  AuditQuery,
+  AuditResponse,
+  CreateKeyBody,
+  errorResponses,
+  HealthResponse,
+  KeyIdParams,
+  KeyListSchema,
+  KeyMetadataSchema,
+  ListKeysQuery,
+  PATTERN_TEXT,
+  PolicyParams,
+  ReleaseBody,
+  ReleaseResponse,
+  RevokeBody,
+  RotateBody,
+  RotateResponse,
+} from './schemas';
+import { AUDITED, KeyManagerSettings, KeyService, Peer } from './service';
+import { KeyStore } from './store';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified TLS peer, set in onRequest. */
+    peer?: Peer;
+    /** What we know of a peer that could not be identified (for the audit log). */
+    peerHint?: string;
+  }
+}
+
+export const DEFAULT_BODY_LIMIT = 64 * 1024;
+export const DEFAULT_EXPIRY_SWEEP_MS = 60_000;
+
+export interface KeyManagerTls {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** The CA (bundle) that client certificates must chain to. */
+  ca: string | Buffer | (string | Buffer)[];
+}
+
+export interface KeyManagerAppOptions {
+  tls: KeyManagerTls;
+  store: KeyStore;
+  masterKey: MasterKey;
+  settings: KeyManagerSettings;
+  /** A pino logger (tests pass one with a capturing stream); default: JSON to stdout at `logLevel`. */
+  logger?: Logger;
+  logLevel?: LogLevel;
+  bodyLimit?: number;
+  /** How often expired keys are persisted as expired and audited; 0 disables the timer. */
+  expirySweepMs?: number;
+  now?: () => number;
+  /** Close the store and wipe the master key when the app closes (default true). */
+  ownResources?: boolean;
+}
+
+const peerCertCache = new WeakMap<TLSSocket, X509Certificate | undefined>();
+
+function fastifyErrorToHttp(err: FastifyError, bodyLimit: number): HttpError | null {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return httpError('bodyTooLarge', `body is larger than ${bodyLimit} bytes`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return httpError('unsupportedMediaType', 'content-type must be application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return httpError('badRequest', 'body is empty but content-type is application/json');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return httpError('badRequest', 'content-length does not match the body');
+  }
+  if (err instanceof SyntaxError || err.name === 'SyntaxError') {
+    // Never echo the parser's message: it quotes the body, which could hold a grant.
+    if (/prototype/.test(err.message)) return httpError('badRequest', 'body contains a forbidden __proto__ or constructor.prototype key');
+    return httpError('badRequest', 'body is not valid JSON');
+  }
+  const status = err.statusCode ?? 500;
+  if (status >= 400 && status < 500) {
+    const name: ErrorName = status === 404 ? 'notFound' : status === 413 ? 'bodyTooLarge' : status === 415 ? 'unsupportedMediaType' : 'badRequest';
+    return httpError(name, err.message);
+  }
+  return null;
+}
+
+function actorOf(req: FastifyRequest): string {
+  return req.peer ? identityUri(req.peer) : `unidentified peer ${req.peerHint ?? ''} from ${req.ip}`.replace('  ', ' ');
+}
+
+function ms(iso: string | undefined): number | undefined {
+  return iso === undefined ? undefined : Date.parse(iso);
+}
+
+export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
+  const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const logger = (opts.logger ?? createLogger('keymanager', opts.logLevel ?? 'info')).child({ instance: opts.settings.instanceId });
+  const service = new KeyService(opts.store, opts.masterKey, opts.settings, logger, opts.now);
+
+  const app = Fastify({
+    https: {
+      cert: opts.tls.cert,
+      key: opts.tls.key,
+      ca: opts.tls.ca,
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    },
+    loggerInstance: logger,
+    bodyLimit,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    schemaErrorFormatter: schemaErrorFormatter(PATTERN_TEXT),
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorate('keyService', service);
+
+  // Handshakes refused for want of a (valid) client certificate never become requests; log them.
+  app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    logger.warn({ remoteAddress: socket.remoteAddress, reason: err.code ?? err.message }, 'TLS handshake refused');
+  });
+
+  app.addHook('onRequest', async (req) => {
+    const sock = req.raw.socket as TLSSocket;
+    if (!sock.encrypted || !sock.authorized) {
+      throw httpError('unauthenticated', `client certificate not verified${sock.authorizationError ? `: ${String(sock.authorizationError)}` : ''}`);
+    }
+    let cert = peerCertCache.get(sock);
+    if (!peerCertCache.has(sock)) {
+      cert = sock.getPeerX509Certificate();
+      peerCertCache.set(sock, cert);
+    }
+    const id = identityFromCertificate(cert);
+    if (!id.ok) {
+      req.peerHint = cert ? `(${cert.subject.replace(/\n/g, ', ')}; serial ${cert.serialNumber})` : '';
+      throw httpError('forbidden', `client certificate refused: ${id.reason}`);
+    }
+    req.peer = { ...id.identity, remoteAddress: req.ip };
+  });
+
+  // POST without a body validates as {} so the message names the missing field.
+  app.addHook('preValidation', async (req) => {
+    if (req.method === 'POST' && req.body === undefined) req.body = {};
+  });
+
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('cache-control', 'no-store');
+  });
+
+  app.setErrorHandler(async (error: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => {
+    let err: Error = error;
+    if (!(err instanceof DneError)) err = fastifyErrorToHttp(error as FastifyError, bodyLimit) ?? err;
+    const status = statusOf(err);
+    const refused = status < 500;
+    const code = err instanceof DneError && refused ? err.code : ErrorCodes.internal;
+    const message = refused ? err.message : 'internal error';
+    if (!refused) req.log.error({ err: error, peer: actorOf(req), url: req.url }, 'request failed');
+    else req.log.info({ peer: actorOf(req), status, code, reason: message }, 'request refused');
+    if (!(err as unknown as Record<symbol, unknown>)[AUDITED]) {
+      await service.recordFailure(actorOf(req), `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`, err, {
+        detail: { remoteAddress: req.ip },
+      });
+    }
+    return reply.status(status).send(errorBody(status, code, message));
+  });
+
+  app.setNotFoundHandler(async (req) => {
+    throw httpError('notFound', `no route ${req.method} ${req.url.split('?')[0]}`);
+  });
+
+  const peerOf = (req: FastifyRequest): Peer => {
+    if (!req.peer) throw new DneError(ErrorCodes.internal, 'request without an identified peer reached a handler');
+    return req.peer;
+  };
+
+  app.get('/healthz', { schema: { response: { 200: HealthResponse } } }, async (req) => {
+    peerOf(req);
+    await opts.store.read((tx) => tx.getMeta('schema_version'));
+    return { status: 'ok' as const, instanceId: opts.settings.instanceId, store: opts.store.kind };
+  });
+
+  app.post(
+    '/v1/keys',
+    { schema: { body: CreateKeyBody, response: { 201: KeyMetadataSchema, ...errorResponses(400, 403, 409) } } },
+    async (req, reply) => {
+      const b = req.body;
+      const meta = await service.createKey(peerOf(req), {
+        policyId: b.policyId,
+        algorithm: b.algorithm,
+        notBefore: ms(b.notBefore),
+        notAfter: ms(b.notAfter),
+      });
+      return reply.status(201).send(meta);
+    },
+  );
+
+  app.get('/v1/keys', { schema: { querystring: ListKeysQuery, response: { 200: KeyListSchema } } }, async (req) => {
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    if (limit < 1 || limit > 1000) throw httpError('badRequest', 'querystring/limit must be from 1 to 1000');
+    return { keys: await service.listKeys(peerOf(req), { policyId: req.query.policyId, after: req.query.after, limit }) };
+  });
+
+  app.get('/v1/keys/:keyId', { schema: { params: KeyIdParams, response: { 200: KeyMetadataSchema } } }, async (req) =>
+    service.getKey(peerOf(req), req.params.keyId),
+  );
+
+  app.post(
+    '/v1/keys/:keyId/revoke',
+    { schema: { params: KeyIdParams, body: RevokeBody, response: { 200: KeyMetadataSchema } } },
+    async (req) => service.revokeKey(peerOf(req), req.params.keyId, req.body.reason),
+  );
+
+  app.post(
+    '/v1/policies/:policyId/rotate',
+    { schema: { params: PolicyParams, body: RotateBody, response: { 201: RotateResponse } } },
+    async (req, reply) => {
+      const b = req.body;
+      const r = await service.rotatePolicy(peerOf(req), req.params.policyId, {
+        algorithm: b.algorithm,
+        notBefore: ms(b.notBefore),
+        notAfter: ms(b.notAfter),
+      });
+      return reply.status(201).send(r);
+    },
+  );
+
+  app.post('/v1/release', { schema: { body: ReleaseBody, response: { 200: ReleaseResponse } } }, async (req) => {
+    const keys = await service.release(peerOf(req), { grant: req.body.grant, keyIds: req.body.keyIds, count: req.body.count });
+    return { keys };
+  });
+
+  app.get('/v1/audit', { schema: { querystring: AuditQuery, response: { 200: AuditResponse } } }, async (req) => {
+    const since = req.query.since === undefined ? 0 : Number(req.query.since);
+    const limit = req.query.limit === undefined ? 100 : Number(req.query.limit);
+    if (limit < 1 || limit > 1000) throw httpError('badRequest', 'querystring/limit must be from 1 to 1000');
+    const entries = await service.audit(peerOf(req), since, limit);
+    return {
+      entries: entries.map((e) => ({ ...e, at: new Date(e.at).toISOString() })),
+      next: entries.length ? entries[entries.length - 1].id : since,
+    };
+  });
+
+  try {
+    await service.start();
+  } catch (err) {
+    if (opts.ownResources ?? true) {
+      await opts.store.close();
+      opts.masterKey.destroy();
+    }
+    throw err;
+  }
+
+  const sweepMs = opts.expirySweepMs ?? DEFAULT_EXPIRY_SWEEP_MS;
+  const timer =
+    sweepMs > 0
+      ? setInterval(() => {
+          service.sweepExpired().catch((err: unknown) => logger.error({ err }, 'expiry sweep failed'));
+        }, sweepMs)
+      : undefined;
+  timer?.unref();
+
+  app.addHook('onClose', async () => {
+    if (timer) clearInterval(timer);
+    if (opts.ownResources ?? true) {
+      await opts.store.close();
+      opts.masterKey.destroy();
+    }
+  });
+
+  await app.ready();
+  return app;
+}
+
+export type KeyManagerApp = Awaited<ReturnType<typeof buildKeyManagerApp>>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    keyService: KeyService;
+  }
+}
