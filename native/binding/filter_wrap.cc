@@ -185,6 +185,7 @@ Napi::Function FilterWrap::Init(Napi::Env env) {
                          InstanceMethod("readSa", &FilterWrap::ReadSa),
                          InstanceMethod("generation", &FilterWrap::Generation),
                          InstanceMethod("workers", &FilterWrap::Workers),
+                         InstanceMethod("defaultAction", &FilterWrap::DefaultAction),
                          StaticMethod("classify", &FilterWrap::Classify),
                      });
 }
@@ -211,6 +212,11 @@ FilterWrap::FilterWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Filter
   fo.ring.block_size = static_cast<uint32_t>(d);
   if (!get_number(env, o, "blockCount", "options", 2, 1024, &d)) return;
   fo.ring.block_count = static_cast<uint32_t>(d);
+  // Each interface maps (and locks) one ring of blockSize * blockCount.
+  if (static_cast<uint64_t>(fo.ring.block_size) * fo.ring.block_count > (uint64_t{256} << 20)) {
+    throw_type_error(env, "options.blockSize * options.blockCount must be at most 256 MiB per interface");
+    return;
+  }
   if (!get_number(env, o, "retireMs", "options", 1, 1000, &d)) return;
   fo.ring.retire_ms = static_cast<uint32_t>(d);
   filter_ = std::make_unique<Filter>(fo);
@@ -239,6 +245,11 @@ Napi::Value FilterWrap::Close(const Napi::CallbackInfo& info) {
   DNE_REQUIRE_FILTER();
   filter_->close();
   return info.Env().Undefined();
+}
+
+Napi::Value FilterWrap::DefaultAction(const Napi::CallbackInfo& info) {
+  DNE_REQUIRE_FILTER();
+  return Napi::String::New(info.Env(), action_name(filter_->default_action()));
 }
 
 Napi::Value FilterWrap::Workers(const Napi::CallbackInfo& info) {
@@ -361,8 +372,19 @@ Napi::Value FilterWrap::SetTables(const Napi::CallbackInfo& info) {
     if (!t) return env.Undefined();
     tables.emplace(name, std::move(t));
   }
+  std::vector<uint32_t> new_slots;
+  Napi::Value nv = o.Get("newRuleSlots");
+  if (!nv.IsUndefined()) {
+    if (!nv.IsArray()) return throw_type_error(env, "tables.newRuleSlots must be an array");
+    Napi::Array na = nv.As<Napi::Array>();
+    for (uint32_t i = 0; i < na.Length(); ++i) {
+      Napi::Value e = na.Get(i);
+      if (!e.IsNumber()) return throw_type_error(env, "tables.newRuleSlots must hold numbers");
+      new_slots.push_back(e.As<Napi::Number>().Uint32Value());
+    }
+  }
   std::string err;
-  if (!filter_->set_tables(std::move(tables), static_cast<Action>(d), &err)) {
+  if (!filter_->set_tables(std::move(tables), static_cast<Action>(d), &err, new_slots)) {
     Napi::Error::New(env, "setTables: " + err).ThrowAsJavaScriptException();
     return env.Undefined();
   }

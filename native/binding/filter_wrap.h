@@ -41,6 +41,7 @@ class FilterWrap : public Napi::ObjectWrap<FilterWrap> {
   Napi::Value ReadSa(const Napi::CallbackInfo& info);
   Napi::Value Generation(const Napi::CallbackInfo& info);
   Napi::Value Workers(const Napi::CallbackInfo& info);
+  Napi::Value DefaultAction(const Napi::CallbackInfo& info);
 
   std::unique_ptr<Filter> filter_;
 };

@@ -403,3 +403,29 @@ TEST(StatusTable, NamesAreUniqueAndStable) {
 
 }  // namespace
 }  // namespace dne::test
+
+namespace dne::test {
+namespace {
+
+TEST(Senders, ClassicSaWithoutEsnStopsAtTheEndOfTheSequenceSpace) {
+  // RFC 4303 §3.3.3: without ESN the 32-bit sequence number must not cycle.
+  SaParams p;
+  p.spi = 0x3000;
+  p.replay_mode = ReplayMode::kEspSeq;
+  EspEngine e;
+  const Bytes k = pattern(20);
+  ASSERT_EQ(e.install_sa(p, k.data(), k.size()), Status::kOk);
+  ASSERT_EQ(e.add_sender(p.spi, 1, 0xfffffffeull), Status::kOk);
+  const Bytes plain = ipv4_udp(pattern(10));
+  Bytes out(200);
+  size_t n;
+  SealInfo info;
+  EXPECT_EQ(e.seal(p.spi, 1, plain.data(), plain.size(), out.data(), out.size(), &n, &info), Status::kOk);
+  EXPECT_EQ(e.seal(p.spi, 1, plain.data(), plain.size(), out.data(), out.size(), &n, &info), Status::kOk);
+  EXPECT_EQ(info.seq, 0xffffffffull);
+  EXPECT_EQ(e.seal(p.spi, 1, plain.data(), plain.size(), out.data(), out.size(), &n, &info),
+            Status::kCounterExhausted);
+}
+
+}  // namespace
+}  // namespace dne::test

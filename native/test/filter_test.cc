@@ -564,3 +564,38 @@ TEST(Filter, StoppedFilterLetsGoOfRemovedPortsAndCloseDropsEverything) {
 
 }  // namespace
 }  // namespace dne::test
+
+namespace dne::test {
+namespace {
+
+TEST(Filter, ReusedCounterSlotsStartFromZero) {
+  Pair p;
+  p.protect(Action::kEncrypt, EspMode::kGcm, kSpiGcm);
+  p.deliver(p.send(udp4_frame(pattern(10))));
+  uint64_t sa[kSaCounterCount];
+  ASSERT_TRUE(p.a.filter.read_sa(kSpiGcm, sa));
+  EXPECT_EQ(sa[kSaSealedPackets], 1u);
+  // Remove and install another SA: it takes the same slot, from zero.
+  ASSERT_EQ(p.a.filter.remove_sa(kSpiGcm), Status::kOk);
+  p.a.install(0x5555, EspMode::kGcm, 1);
+  ASSERT_TRUE(p.a.filter.read_sa(0x5555, sa));
+  EXPECT_EQ(sa[kSaSealedPackets], 0u);
+  // A port that takes a removed port's slot, and a rule slot handed out anew.
+  uint64_t pc[kPortCounterCount], pd[kStatusCount];
+  ASSERT_TRUE(p.a.filter.read_port("w1", pc, pd));
+  EXPECT_GT(pc[kFromWorkloadPackets], 0u);
+  ASSERT_TRUE(p.a.filter.remove_port("w1"));
+  std::string err;
+  ASSERT_TRUE(p.a.filter.add_port("w9", std::make_shared<FakeIo>(), std::make_shared<FakeIo>(), &err));
+  ASSERT_TRUE(p.a.filter.read_port("w9", pc, pd));
+  EXPECT_EQ(pc[kFromWorkloadPackets], 0u);
+  uint64_t rules[4 * kRuleCounterCount];
+  p.a.filter.read_rules(4, rules);
+  EXPECT_EQ(rules[3 * kRuleCounterCount + kRuleOutPackets], 1u);
+  ASSERT_TRUE(p.a.filter.set_tables({}, Action::kAllow, &err, {3}));
+  p.a.filter.read_rules(4, rules);
+  EXPECT_EQ(rules[3 * kRuleCounterCount + kRuleOutPackets], 0u);
+}
+
+}  // namespace
+}  // namespace dne::test

@@ -22,6 +22,7 @@ export function buildCli(): Command {
   program
     .command('selftest')
     .description('seal and open real IPv4/IPv6 packets with the native ESP engine and check the results')
+    .allowExcessArguments(false)
     .option('--json', 'print the report as JSON')
     .action((opts: { json?: boolean }) => {
       const report = runSelftest();
@@ -33,12 +34,23 @@ export function buildCli(): Command {
       process.exitCode = report.ok ? 0 : 1;
     });
 
+  // Subcommands reuse option names (keymanager --db / keymanager rewrap --db): options belong to the command they follow.
+  program.enablePositionalOptions();
   registerPkiCommand(program);
   registerKeyManagerCommand(program);
   return program;
 }
 
 if (require.main === module) {
+  // A closed pipe (`dne ... | head`) or a full disk ends output quietly
+  // instead of with a stack trace.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      if (err.code === 'ENOSPC') process.exit(1);
+      throw err;
+    });
+  }
   buildCli()
     .parseAsync(process.argv)
     .catch((err: unknown) => {

@@ -89,6 +89,16 @@ export class EspEngine {
 
   installSa(o: SaOptions): void {
     if (o === null || typeof o !== 'object') throw badArgument('SA options must be an object');
+    try {
+      this.installSaChecked(o);
+    } finally {
+      // Whatever happened, the caller's copies of the key are wiped.
+      if (o.key instanceof Uint8Array) o.key.fill(0);
+      if (o.salt instanceof Uint8Array) o.salt.fill(0);
+    }
+  }
+
+  private installSaChecked(o: SaOptions): void {
     const spi = checkU32('spi', o.spi, 256);
     if (o.mode !== 'gcm' && o.mode !== 'gmac') throw badArgument('mode must be "gcm" or "gmac"');
     const key = checkBytes('key', o.key);
@@ -136,8 +146,6 @@ export class EspEngine {
       }
     } finally {
       keymat.fill(0);
-      key.fill(0);
-      salt.fill(0);
     }
   }
 
@@ -151,6 +159,7 @@ export class EspEngine {
    * which seal() starts reporting senderLow (0: 1/16 of the space).
    */
   addSender(spi: number, senderId: number, opts: { firstCounter?: bigint; lowWater?: bigint } = {}): void {
+    if (opts === null || typeof opts !== 'object') throw badArgument('sender options must be an object');
     const status = this.raw.addSender(
       checkU32('spi', spi),
       checkU32('senderId', senderId),
@@ -161,7 +170,9 @@ export class EspEngine {
       throw new DneError(
         ErrorCodes.badConfig,
         `sender ${senderId} on SA 0x${spi.toString(16)} was refused: ${statusName(status)}` +
-          ' (unknown SA, ID wider than the SA allows, or already registered)',
+          (statusName(status) === 'unknown_spi'
+            ? ' (no such SA)'
+            : ' (ID wider than the SA allows, already registered, or firstCounter beyond the counter space)'),
       );
     }
   }

@@ -5,7 +5,7 @@
  */
 import * as net from 'node:net';
 import { badArgument, DneError, ErrorCodes } from '../common/errors';
-import { STATUS_NAMES, StatusName, statusName } from './codes';
+import { STATUS_NAMES, StatusName } from './codes';
 import { loadAddon } from './loader';
 
 export type Action = 'allow' | 'encrypt' | 'integrity' | 'drop';
@@ -88,6 +88,7 @@ interface RawFilter {
   readSa(spi: number, out: BigUint64Array): boolean;
   generation(): bigint;
   workers(): number;
+  defaultAction(): string;
 }
 
 interface FilterStatic {
@@ -102,7 +103,7 @@ function filterClass(): FilterStatic {
 const MAX_RULE_SLOTS = 16384;
 
 function isPrefix(p: unknown): boolean {
-  if (typeof p !== 'string') return false;
+  if (typeof p !== 'string' || p.includes('%')) return false; // no zone indexes
   const [addr, len, ...rest] = p.split('/');
   if (rest.length > 0 || addr === undefined) return false;
   const fam = net.isIP(addr);
@@ -112,12 +113,30 @@ function isPrefix(p: unknown): boolean {
   return Number(len) <= (fam === 4 ? 32 : 128);
 }
 
-function checkPrefixes(where: string, v: unknown): string[] {
+function checkPrefixes(where: string, v: unknown, family: 0 | 4 | 6 = 0): string[] {
   if (!Array.isArray(v)) throw badArgument(`${where} must be an array of prefixes`);
   v.forEach((p, i) => {
     if (!isPrefix(p)) throw badArgument(`${where}[${i}] is not an IPv4/IPv6 address or prefix: ${JSON.stringify(p)}`);
+    const fam = net.isIP((p as string).split('/')[0]!);
+    if (family !== 0 && fam !== family) {
+      throw badArgument(`${where}[${i}] is an IPv${fam} prefix in a rule for IPv${family} only: ${p}`);
+    }
   });
   return v as string[];
+}
+
+const PORT_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+function checkObject(where: string, v: unknown): Record<string, unknown> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw badArgument(`${where} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+function checkU32(where: string, v: unknown, min = 0): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 0xffffffff) {
+    throw badArgument(`${where} must be an integer from ${min} to 4294967295`);
+  }
+  return v;
 }
 
 function actionCode(where: string, a: unknown): number {
@@ -128,19 +147,23 @@ function actionCode(where: string, a: unknown): number {
 
 /** Validates a table and converts it to the addon's shape. */
 function toRawTable(where: string, t: PortTableSpec, slotOf: (ruleId: number) => number): object {
-  if (t === null || typeof t !== 'object') throw badArgument(`${where} must be an object`);
+  checkObject(where, t);
+  if (!Array.isArray(t.rules)) throw badArgument(`${where}.rules must be an array`);
   return {
     addresses: checkPrefixes(`${where}.addresses`, t.addresses),
     defaultAction: actionCode(`${where}.defaultAction`, t.defaultAction),
-    rules: (Array.isArray(t.rules) ? t.rules : (() => { throw badArgument(`${where}.rules must be an array`); })()).map(
+    rules: t.rules.map(
       (r, i) => {
         const w = `${where}.rules[${i}]`;
+        checkObject(w, r);
         if (!Number.isInteger(r.ruleId) || r.ruleId < 0 || r.ruleId > 0xffffffff) throw badArgument(`${w}.ruleId must be a uint32`);
         if (r.role !== 'source' && r.role !== 'destination') throw badArgument(`${w}.role must be "source" or "destination"`);
         const ipVersion = r.ipVersion ?? 0;
         if (![0, 4, 6].includes(ipVersion)) throw badArgument(`${w}.ipVersion must be 4, 6 or null`);
         const protocol = r.protocol ?? -1;
-        if (!Number.isInteger(protocol) || protocol < -1 || protocol > 255) throw badArgument(`${w}.protocol must be 0-255 or null`);
+        if (r.protocol !== null && r.protocol !== undefined && (!Number.isInteger(r.protocol) || r.protocol < 0 || r.protocol > 255)) {
+          throw badArgument(`${w}.protocol must be 0-255, or null for any`);
+        }
         if (!Array.isArray(r.ports)) throw badArgument(`${w}.ports must be an array of [lo, hi]`);
         const ports: number[] = [];
         r.ports.forEach((pr, j) => {
@@ -158,8 +181,8 @@ function toRawTable(where: string, t: PortTableSpec, slotOf: (ruleId: number) =>
           role: r.role === 'source' ? 0 : 1,
           ipVersion,
           protocol,
-          local: checkPrefixes(`${w}.local`, r.local),
-          remote: checkPrefixes(`${w}.remote`, r.remote),
+          local: checkPrefixes(`${w}.local`, r.local, ipVersion as 0 | 4 | 6),
+          remote: checkPrefixes(`${w}.remote`, r.remote, ipVersion as 0 | 4 | 6),
           ports,
           action: actionCode(`${w}.action`, r.action),
           keyPolicy: r.keyPolicy,
@@ -176,6 +199,8 @@ export function classifyNative(
   frame: Uint8Array,
   dir: Direction,
 ): { action: Action; ruleId: number | null } | null {
+  if (dir !== 'out' && dir !== 'in') throw badArgument('direction must be "out" or "in"');
+  if (!(frame instanceof Uint8Array)) throw badArgument('frame must be a Buffer or Uint8Array');
   const r = filterClass().classify(toRawTable('table', table, () => 0), frame, dir === 'out' ? 0 : 1);
   if (!r.parsed) return null;
   return { action: ACTIONS[r.action!]!, ruleId: r.ruleId ?? null };
@@ -209,36 +234,51 @@ function dropsRecord(a: BigUint64Array, offset = 0): Record<StatusName, bigint> 
   return d;
 }
 
-export function netnsPath(name: string | undefined): string | undefined {
-  if (name === undefined || name === '') return undefined;
+export function netnsPath(name: unknown, where = 'netns'): string | undefined {
+  if (name === undefined || name === null || name === '') return undefined;
+  if (typeof name !== 'string') throw badArgument(`${where} must be a namespace name or path`);
   return name.includes('/') ? name : `/run/netns/${name}`;
 }
 
 export class Filter {
   private readonly raw: RawFilter;
+  /** Counter slot of every rule id in use; slots of rules gone are reused. */
   private readonly ruleSlots = new Map<number, number>();
+  /** Rule ids in each port's current table. */
+  private readonly portRules = new Map<string, Set<number>>();
   private readonly portCounterNames: string[];
   private readonly saBuf: BigUint64Array;
+  private defaultAction: 'allow' | 'drop';
 
   constructor(opts: FilterOptions = {}) {
+    checkObject('options', opts);
     const workers = opts.workers ?? 1;
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw badArgument('workers must be an integer from 1 to 64');
     const def = opts.defaultAction ?? 'allow';
     if (def !== 'allow' && def !== 'drop') throw badArgument('defaultAction must be "allow" or "drop"');
+    const blockSize = opts.blockSize ?? 1 << 20;
+    const blockCount = opts.blockCount ?? 16;
+    const retireMs = opts.retireMs ?? 1;
+    if (!Number.isInteger(blockSize) || blockSize < 69632 || blockSize % 4096 !== 0) {
+      throw badArgument('blockSize must be a multiple of 4096, at least 69632 (a 64 KiB GSO frame must fit)');
+    }
+    if (!Number.isInteger(blockCount) || blockCount < 2 || blockCount > 1024) throw badArgument('blockCount must be an integer from 2 to 1024');
+    if (blockSize * blockCount > 256 * 1024 * 1024) throw badArgument('blockSize * blockCount must be at most 256 MiB per interface');
+    if (!Number.isInteger(retireMs) || retireMs < 1 || retireMs > 1000) throw badArgument('retireMs must be an integer from 1 to 1000');
     const addon = loadAddon() as unknown as { portCounterNames: string[]; saCounterCount: number };
     this.portCounterNames = addon.portCounterNames;
     this.saBuf = new BigUint64Array(addon.saCounterCount);
-    this.raw = new (filterClass())({
-      workers,
-      defaultAction: def === 'allow' ? 0 : 3,
-      blockSize: opts.blockSize ?? 1 << 20,
-      blockCount: opts.blockCount ?? 16,
-      retireMs: opts.retireMs ?? 1,
-    });
+    this.defaultAction = def;
+    this.raw = new (filterClass())({ workers, defaultAction: def === 'allow' ? 0 : 3, blockSize, blockCount, retireMs });
   }
 
   get workers(): number {
     return this.raw.workers();
+  }
+
+  /** What IP traffic of a port without a table gets, as the dataplane has it. */
+  get effectiveDefaultAction(): Action {
+    return this.raw.defaultAction() as Action;
   }
 
   start(): void {
@@ -253,36 +293,54 @@ export class Filter {
   close(): void {
     this.raw.close();
     this.ruleSlots.clear();
+    this.portRules.clear();
   }
 
   /** Opens both interfaces of a protected port; returns its counter slot. */
   addPort(c: PortConfig): number {
+    checkObject('port', c);
     for (const k of ['name', 'workloadIf', 'networkIf'] as const) {
       if (typeof c[k] !== 'string' || c[k] === '') throw badArgument(`port.${k} must be a non-empty string`);
     }
+    if (!PORT_NAME.test(c.name)) throw badArgument('port.name must be 1-64 characters of A-Z a-z 0-9 _ . : -');
+    const workloadNetns = netnsPath(c.workloadNetns, 'port.workloadNetns');
+    const networkNetns = netnsPath(c.networkNetns, 'port.networkNetns');
     try {
-      return this.raw.addPort({
-        name: c.name,
-        workloadIf: c.workloadIf,
-        networkIf: c.networkIf,
-        workloadNetns: netnsPath(c.workloadNetns),
-        networkNetns: netnsPath(c.networkNetns),
-      });
+      return this.raw.addPort({ name: c.name, workloadIf: c.workloadIf, networkIf: c.networkIf, workloadNetns, networkNetns });
     } catch (err) {
       throw new DneError(ErrorCodes.badConfig, (err as Error).message);
     }
   }
 
   removePort(name: string): boolean {
-    return this.raw.removePort(name);
+    if (typeof name !== 'string') throw badArgument('port name must be a string');
+    const removed = this.raw.removePort(name);
+    if (removed) this.portRules.delete(name);
+    return removed;
   }
 
   portMtu(name: string): number {
+    if (typeof name !== 'string') throw badArgument('port name must be a string');
     return this.raw.portMtu(name);
   }
 
+  /**
+   * Installs an SA for sending and receiving. The key and salt Buffers are
+   * zero-filled whatever the outcome.
+   */
   installSa(o: FilterSaOptions): void {
+    try {
+      this.installSaChecked(checkObject('SA options', o) as unknown as FilterSaOptions);
+    } finally {
+      if (o && o.key instanceof Uint8Array) o.key.fill(0);
+      if (o && o.salt instanceof Uint8Array) o.salt.fill(0);
+    }
+  }
+
+  private installSaChecked(o: FilterSaOptions): void {
     if (!Number.isInteger(o.spi) || o.spi < 256 || o.spi > 0xffffffff) throw badArgument('spi must be an integer from 256 to 4294967295');
+    checkU32('keyPolicy', o.keyPolicy);
+    if (o.lowWater !== undefined && (typeof o.lowWater !== 'bigint' || o.lowWater < 0n)) throw badArgument('lowWater must be a non-negative bigint');
     if (o.mode !== 'gcm' && o.mode !== 'gmac') throw badArgument('mode must be "gcm" or "gmac"');
     if (!(o.key instanceof Uint8Array) || (o.key.length !== 16 && o.key.length !== 32)) throw badArgument('key must be 16 or 32 bytes');
     if (!(o.salt instanceof Uint8Array) || o.salt.length !== 4) throw badArgument('salt must be 4 bytes');
@@ -316,41 +374,71 @@ export class Filter {
         },
         keymat,
       );
-      if (st !== 0) throw new DneError(ErrorCodes.badConfig, `SA 0x${o.spi.toString(16)} was refused: ${statusName(st)}`);
+      if (st !== 0) {
+        const why = this.saStats(o.spi) !== null ? 'the SPI is already installed' : 'the SA table is full (1024 SAs)';
+        throw new DneError(ErrorCodes.badConfig, `SA 0x${o.spi.toString(16)} was refused: ${why}`);
+      }
     } finally {
       keymat.fill(0);
-      o.key.fill(0);
-      o.salt.fill(0);
     }
   }
 
   removeSa(spi: number): boolean {
-    return this.raw.removeSa(spi) === 0;
+    return this.raw.removeSa(checkU32('spi', spi)) === 0;
   }
 
   /** Replaces the tables of the named ports in one atomic swap. */
+  /**
+   * Replaces the tables of the named ports in one atomic swap (other ports
+   * keep theirs). `defaultAction` (for ports without a table) is kept when
+   * not given. Nothing changes if anything is invalid.
+   */
   setTables(t: { defaultAction?: 'allow' | 'drop'; ports: Record<string, PortTableSpec> }): bigint {
-    const def = t.defaultAction ?? 'allow';
+    checkObject('tables', t);
+    const def = t.defaultAction ?? this.defaultAction;
     if (def !== 'allow' && def !== 'drop') throw badArgument('defaultAction must be "allow" or "drop"');
-    const pending = new Map(this.ruleSlots);
+    const given = checkObject('tables.ports', t.ports);
+    for (const name of Object.keys(given)) {
+      if (!PORT_NAME.test(name)) throw badArgument(`tables.ports: ${JSON.stringify(name)} is not a port name`);
+    }
+    // Rule ids live after this change: those of the ports given now plus
+    // those of the other ports' current tables. Slots of the rest are freed.
+    const portRules = new Map(this.portRules);
+    for (const [name, table] of Object.entries(given)) {
+      const rules = Array.isArray((table as PortTableSpec)?.rules) ? (table as PortTableSpec).rules : [];
+      portRules.set(name, new Set(rules.map((r) => r?.ruleId)));
+    }
+    const live = new Set<number>();
+    for (const ids of portRules.values()) for (const id of ids) live.add(id);
+    const slots = new Map([...this.ruleSlots].filter(([id]) => live.has(id)));
+    const used = new Set(slots.values());
+    const newSlots: number[] = [];
+    let next = 0;
     const slotOf = (id: number) => {
-      let s = pending.get(id);
+      let s = slots.get(id);
       if (s === undefined) {
-        s = pending.size;
-        if (s >= MAX_RULE_SLOTS) throw badArgument(`more than ${MAX_RULE_SLOTS} distinct rules`);
-        pending.set(id, s);
+        while (used.has(next)) next++;
+        if (next >= MAX_RULE_SLOTS) throw badArgument(`more than ${MAX_RULE_SLOTS} distinct rules in use`);
+        s = next;
+        used.add(s);
+        slots.set(id, s);
+        newSlots.push(s);
       }
       return s;
     };
     const ports: Record<string, object> = {};
-    for (const [name, table] of Object.entries(t.ports ?? {})) ports[name] = toRawTable(`ports.${name}`, table, slotOf);
+    for (const [name, table] of Object.entries(given)) ports[name] = toRawTable(`ports.${name}`, table as PortTableSpec, slotOf);
     let gen: bigint;
     try {
-      gen = this.raw.setTables({ defaultAction: def === 'allow' ? 0 : 3, ports });
+      gen = this.raw.setTables({ defaultAction: def === 'allow' ? 0 : 3, ports, newRuleSlots: newSlots });
     } catch (err) {
       throw new DneError(ErrorCodes.badConfig, (err as Error).message);
     }
-    for (const [k, v] of pending) this.ruleSlots.set(k, v);
+    this.ruleSlots.clear();
+    for (const [k, v] of slots) this.ruleSlots.set(k, v);
+    this.portRules.clear();
+    for (const [k, v] of portRules) this.portRules.set(k, v);
+    this.defaultAction = def;
     return gen;
   }
 
@@ -365,6 +453,7 @@ export class Filter {
   }
 
   portStats(name: string): PortStats | null {
+    if (typeof name !== 'string') throw badArgument('port name must be a string');
     const c = new BigUint64Array(this.portCounterNames.length);
     const d = new BigUint64Array(STATUS_NAMES.length);
     if (!this.raw.readPort(name, c, d)) return null;
@@ -375,7 +464,7 @@ export class Filter {
 
   saStats(spi: number): SaStats | null {
     const a = this.saBuf;
-    if (!this.raw.readSa(spi, a)) return null;
+    if (!this.raw.readSa(checkU32('spi', spi), a)) return null;
     return {
       sealedPackets: a[0]!,
       sealedBytes: a[1]!,

@@ -33,8 +33,11 @@ Status EspEngine::add_sender(uint32_t spi, uint32_t sender_id,
   if (bits < 32 && (sender_id >> bits) != 0) return Status::kBadConfig;
   if (first_counter >> (64 - bits) != 0) return Status::kBadConfig;
   if (sa->senders.count(sender_id) != 0) return Status::kBadConfig;
+  const SaParams& p = sa->keys->params();
+  const uint64_t cap =
+      p.replay_mode == ReplayMode::kEspSeq && !p.esn ? 0xffffffffull : 0;
   sa->senders.emplace(sender_id,
-                      Sender(sender_id, bits, first_counter, low_water));
+                      Sender(sender_id, bits, first_counter, low_water, cap));
   return Status::kOk;
 }
 

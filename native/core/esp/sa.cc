@@ -42,10 +42,11 @@ std::unique_ptr<AesGcm> SaKeys::make_cipher() const {
 }
 
 Sender::Sender(uint32_t sender_id, uint8_t sender_id_bits,
-               uint64_t first_counter, uint64_t low_water)
+               uint64_t first_counter, uint64_t low_water, uint64_t max_counter)
     : sender_id_(sender_id), bits_(sender_id_bits), next_(first_counter) {
   const unsigned counter_bits = 64u - bits_;
   max_counter_ = (uint64_t{1} << counter_bits) - 1;
+  if (max_counter != 0 && max_counter < max_counter_) max_counter_ = max_counter;
   low_water_ = low_water != 0 ? low_water : (max_counter_ >> 4) + 1;
   if (next_ == 0) next_ = 1;
 }

@@ -91,8 +91,11 @@ class Sender {
   // low_water: the remaining-count at or below which is_low() turns true, so
   // the agent can ask for new sender IDs or a rotation before exhaustion.
   // 0 picks the default, 1/16 of the counter space.
+  // max_counter: 0 means the whole counter space of the width; a classic
+  // single-sender SA without ESN caps it at 2^32-1 so the 32-bit sequence
+  // number never cycles (RFC 4303 §3.3.3).
   Sender(uint32_t sender_id, uint8_t sender_id_bits, uint64_t first_counter = 1,
-         uint64_t low_water = 0);
+         uint64_t low_water = 0, uint64_t max_counter = 0);
 
   // Takes the next IV; kCounterExhausted once the space is used up.
   Status next(uint64_t* iv, uint64_t* counter);

@@ -11,6 +11,9 @@ Filter::Filter(const FilterOptions& o) : opts_(o) {
   auto s = std::make_shared<Snapshot>();
   s->generation = 1;
   s->default_action = o.default_action;
+  s->port_epoch.assign(kMaxPorts, 0);
+  s->sa_epoch.assign(kMaxSaSlots, 0);
+  s->rule_epoch.assign(kMaxRuleSlots, 0);
   std::atomic_store(&snap_, std::shared_ptr<const Snapshot>(std::move(s)));
   const SnapshotSource& source = *this;
   for (uint32_t i = 0; i < opts_.workers; ++i)
@@ -29,6 +32,10 @@ std::shared_ptr<Snapshot> Filter::copy_current() const {
 
 void Filter::publish(std::shared_ptr<Snapshot> s) {
   s->generation = current()->generation + 1;
+  // Stopped workers do not sync: reset reused counter slots for them here
+  // (no worker thread is writing counters now).
+  if (!running_.load())
+    for (auto& w : workers_) w->apply_epochs(*s);
   std::atomic_store(&snap_, std::shared_ptr<const Snapshot>(std::move(s)));
   for (auto& w : workers_) w->wake();
 }
@@ -60,8 +67,12 @@ void Filter::poll_once() {
 void Filter::close() {
   stop();
   std::lock_guard<std::mutex> g(mu_);
-  auto s = std::make_shared<Snapshot>();
-  s->default_action = opts_.default_action;
+  auto s = copy_current();
+  s->ports.clear();
+  s->sas.clear();
+  // Every slot starts afresh for whatever is configured next.
+  for (auto* v : {&s->port_epoch, &s->sa_epoch, &s->rule_epoch})
+    for (auto& e : *v) ++e;
   publish(std::move(s));  // no ports, no SAs: sockets close, keys are wiped
 }
 
@@ -73,6 +84,21 @@ bool Filter::open_port(const PortConfig& c, std::string* error) {
   if (port_slot(c.name) >= 0) {
     *error = "port " + c.name + " already exists";
     return false;
+  }
+  if (c.workload_if == c.network_if && c.workload_netns == c.network_netns) {
+    *error = "the workload and network sides must be different interfaces";
+    return false;
+  }
+  for (const auto& p : current()->ports) {
+    for (const auto& [ifn, ns] : {std::pair{c.workload_if, c.workload_netns},
+                                  std::pair{c.network_if, c.network_netns}}) {
+      if ((p.workload_if == ifn && p.workload_netns == ns) ||
+          (p.network_if == ifn && p.network_netns == ns)) {
+        *error = "interface " + ifn + (ns.empty() ? "" : " in " + ns) +
+                 " is already used by port " + p.name;
+        return false;
+      }
+    }
   }
   AfPacketOptions wo = opts_.ring, no = opts_.ring;
   wo.ifname = c.workload_if;
@@ -95,7 +121,19 @@ bool Filter::open_port(const PortConfig& c, std::string* error) {
              std::to_string(kMaxPortMtu);
     return false;
   }
-  return add_port(c.name, std::move(wl), std::move(nw), error);
+  if (!add_port(c.name, std::move(wl), std::move(nw), error)) return false;
+  // Record where the port lives (for the duplicate check above).
+  std::lock_guard<std::mutex> g(mu_);
+  auto s = copy_current();
+  for (auto& p : s->ports)
+    if (p.name == c.name) {
+      p.workload_if = c.workload_if;
+      p.network_if = c.network_if;
+      p.workload_netns = c.workload_netns;
+      p.network_netns = c.network_netns;
+    }
+  publish(std::move(s));
+  return true;
 }
 
 bool Filter::add_port(const std::string& name, std::shared_ptr<PacketIo> workload,
@@ -117,6 +155,7 @@ bool Filter::add_port(const std::string& name, std::shared_ptr<PacketIo> workloa
   PortRuntime p;
   p.name = name;
   p.slot = static_cast<uint32_t>(free - used.begin());
+  ++s->port_epoch[p.slot];
   p.worker = next_port_worker_++ % workers_.size();
   p.workload = std::move(workload);
   p.network = std::move(network);
@@ -168,6 +207,7 @@ Status Filter::install_sa(SaInstall& in) {
   e.keys = std::move(keys);
   e.key_policy = in.key_policy;
   e.slot = static_cast<uint32_t>(free - used.begin());
+  ++s->sa_epoch[e.slot];
   e.sender_ids = in.sender_ids;
   e.low_water = in.low_water;
   s->sas.emplace(in.params.spi, std::move(e));
@@ -193,7 +233,8 @@ int Filter::sa_slot(uint32_t spi) const {
 
 bool Filter::set_tables(
     std::unordered_map<std::string, std::shared_ptr<const PortTable>> tables,
-    Action default_action, std::string* error) {
+    Action default_action, std::string* error,
+    const std::vector<uint32_t>& new_rule_slots) {
   std::lock_guard<std::mutex> g(mu_);
   auto s = copy_current();
   for (const auto& entry : tables) {
@@ -210,6 +251,8 @@ bool Filter::set_tables(
     if (it != tables.end()) p.table = it->second;
   }
   s->default_action = default_action;
+  for (uint32_t slot : new_rule_slots)
+    if (slot < kMaxRuleSlots) ++s->rule_epoch[slot];
   publish(std::move(s));
   return true;
 }

@@ -76,13 +76,18 @@ class Filter : private SnapshotSource {
 
   // Replaces the rule tables of the named ports (others keep theirs) and
   // the default action; unknown port names are an error and change nothing.
+  // new_rule_slots: counter slots handed to rules they did not count for
+  // before; their counters start from zero.
   bool set_tables(std::unordered_map<std::string, std::shared_ptr<const PortTable>> tables,
-                  Action default_action, std::string* error);
+                  Action default_action, std::string* error,
+                  const std::vector<uint32_t>& new_rule_slots = {});
 
   // Runs every worker once in the calling thread (tests without threads).
   void poll_once();
 
   uint64_t generation() const;
+  // What IP traffic of a port without a table gets.
+  Action default_action() const { return current()->default_action; }
 
   // Counter reads: sums over workers into caller memory.
   void read_drops(uint64_t out[kStatusCount]) const;

@@ -16,6 +16,7 @@
 
 #include "esp/sa.h"
 #include "io/packet_io.h"
+#include "stats/counters.h"
 #include "tables/rules.h"
 
 namespace dne {
@@ -28,6 +29,9 @@ struct PortTable {
 
 struct PortRuntime {
   std::string name;
+  // Where the two interfaces are (empty for test I/O), to refuse a second
+  // port on an interface that is already in use.
+  std::string workload_if, network_if, workload_netns, network_netns;
   uint32_t slot = 0;
   uint32_t worker = 0;
   std::shared_ptr<PacketIo> workload;  // the VM's tap / container's veth end
@@ -48,6 +52,13 @@ struct Snapshot {
   Action default_action = Action::kAllow;
   std::vector<PortRuntime> ports;
   std::unordered_map<uint32_t, SaEntry> sas;
+  // Counter slots are reused (a new port, SA or rule can take a freed slot).
+  // Each slot has an epoch that the control plane bumps when it hands the
+  // slot out; a worker zeroes its counters of a slot whose epoch moved, so a
+  // new holder never shows its predecessor's counts.
+  std::vector<uint32_t> port_epoch;
+  std::vector<uint32_t> sa_epoch;
+  std::vector<uint32_t> rule_epoch;
 };
 
 }  // namespace dne

@@ -38,6 +38,28 @@ void Worker::wake() {
   if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof one);
 }
 
+void Worker::apply_epochs(const Snapshot& s) {
+  auto zero = [](auto& counters) {
+    for (auto& c : counters) c.set(0);
+  };
+  for (size_t i = 0; i < s.port_epoch.size() && i < kMaxPorts; ++i)
+    if (seen_port_epoch_[i] != s.port_epoch[i]) {
+      zero(stats_->port[i]);
+      zero(stats_->port_drops[i]);
+      seen_port_epoch_[i] = s.port_epoch[i];
+    }
+  for (size_t i = 0; i < s.sa_epoch.size() && i < kMaxSaSlots; ++i)
+    if (seen_sa_epoch_[i] != s.sa_epoch[i]) {
+      zero(stats_->sa[i]);
+      seen_sa_epoch_[i] = s.sa_epoch[i];
+    }
+  for (size_t i = 0; i < s.rule_epoch.size() && i < kMaxRuleSlots; ++i)
+    if (seen_rule_epoch_[i] != s.rule_epoch[i]) {
+      zero(stats_->rule[i]);
+      seen_rule_epoch_[i] = s.rule_epoch[i];
+    }
+}
+
 void Worker::release() {
   sas_.clear();
   my_ports_.clear();
@@ -59,6 +81,7 @@ void Worker::sync() {
   snap_ = source_.current();
   if (!snap_ || snap_->generation == gen_) return;
   gen_ = snap_->generation;
+  apply_epochs(*snap_);
   my_ports_.clear();
   for (const auto& p : snap_->ports)
     if (p.worker == index_) my_ports_.push_back(&p);
@@ -81,8 +104,6 @@ void Worker::sync() {
       l.rx = std::make_unique<ReceiveState>(e.keys->params());
       l.key_policy = e.key_policy;
       l.slot = e.slot;
-      // A fresh slot starts from zero: the previous holder's counts are gone.
-      for (auto& c : stats_->sa[e.slot]) c.set(0);
       it = sas_.emplace(spi, std::move(l)).first;
     }
     LocalSa& l = it->second;

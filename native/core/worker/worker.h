@@ -58,6 +58,9 @@ class Worker final : private RxSink {
   // senders). Called on a stopped worker, so removed ports close their
   // sockets and removed SAs' key schedules are freed at once.
   void release();
+  // Zeroes this worker's counters of every slot whose epoch moved in `s`.
+  // Called from sync(), or by the control thread while the worker is stopped.
+  void apply_epochs(const Snapshot& s);
 
   const WorkerStats& stats() const { return *stats_; }
 
@@ -103,6 +106,9 @@ class Worker final : private RxSink {
   TcpCoalescer coalescer_;
   FragmentCache frag_cache_;
   int wake_fd_ = -1;
+  std::vector<uint32_t> seen_port_epoch_ = std::vector<uint32_t>(kMaxPorts, 0);
+  std::vector<uint32_t> seen_sa_epoch_ = std::vector<uint32_t>(kMaxSaSlots, 0);
+  std::vector<uint32_t> seen_rule_epoch_ = std::vector<uint32_t>(kMaxRuleSlots, 0);
 
   // The port and direction being processed (RxSink has no context argument).
   const PortRuntime* cur_port_ = nullptr;
