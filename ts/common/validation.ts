@@ -19,6 +19,10 @@ const FORMAT_TEXT: Record<string, string> = {
   uuid: 'a UUID',
 };
 
+function items(n: unknown): string {
+  return Number(n) === 1 ? '1 item' : `${String(n)} items`;
+}
+
 export function formatValidationError(e: AjvLikeError, dataVar: string, patterns: Record<string, string> = {}): string {
   const where = `${dataVar}${e.instancePath}`;
   const p = e.params;
@@ -47,11 +51,11 @@ export function formatValidationError(e: AjvLikeError, dataVar: string, patterns
     case 'maxLength':
       return `${where} must be at most ${String(p.limit)} characters`;
     case 'minItems':
-      return `${where} must have at least ${String(p.limit)} items`;
+      return `${where} must have at least ${items(p.limit)}`;
     case 'maxItems':
-      return `${where} must have at most ${String(p.limit)} items`;
+      return `${where} must have at most ${items(p.limit)}`;
     case 'uniqueItems':
-      return `${where} must not contain duplicates (items ${String(p.j)} and ${String(p.i)} are equal)`;
+      return `${where} must not contain duplicates (items ${Math.min(Number(p.i), Number(p.j))} and ${Math.max(Number(p.i), Number(p.j))} are equal)`;
     case 'anyOf':
     case 'oneOf':
       return `${where} does not match any allowed form`;

@@ -86,6 +86,9 @@ function fastifyErrorToHttp(err: FastifyError, bodyLimit: number): HttpError | n
       return httpError('unsupportedMediaType', 'content-type must be application/json');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return httpError('badRequest', 'body is empty but content-type is application/json');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      // fastify uses one code for syntax errors and for __proto__/constructor.prototype keys (secure-json-parse)
+      return httpError('badRequest', 'body is not valid JSON, or it contains a __proto__ or constructor.prototype key');
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return httpError('badRequest', 'content-length does not match the body');
   }
