@@ -113,14 +113,12 @@ function isPrefix(p: unknown): boolean {
   return Number(len) <= (fam === 4 ? 32 : 128);
 }
 
-function checkPrefixes(where: string, v: unknown, family: 0 | 4 | 6 = 0): string[] {
+// A rule for one IP version may list prefixes of both (a group usually has
+// both); those of the other version can never match and are harmless.
+function checkPrefixes(where: string, v: unknown): string[] {
   if (!Array.isArray(v)) throw badArgument(`${where} must be an array of prefixes`);
   v.forEach((p, i) => {
     if (!isPrefix(p)) throw badArgument(`${where}[${i}] is not an IPv4/IPv6 address or prefix: ${JSON.stringify(p)}`);
-    const fam = net.isIP((p as string).split('/')[0]!);
-    if (family !== 0 && fam !== family) {
-      throw badArgument(`${where}[${i}] is an IPv${fam} prefix in a rule for IPv${family} only: ${p}`);
-    }
   });
   return v as string[];
 }
@@ -181,8 +179,8 @@ function toRawTable(where: string, t: PortTableSpec, slotOf: (ruleId: number) =>
           role: r.role === 'source' ? 0 : 1,
           ipVersion,
           protocol,
-          local: checkPrefixes(`${w}.local`, r.local, ipVersion as 0 | 4 | 6),
-          remote: checkPrefixes(`${w}.remote`, r.remote, ipVersion as 0 | 4 | 6),
+          local: checkPrefixes(`${w}.local`, r.local),
+          remote: checkPrefixes(`${w}.remote`, r.remote),
           ports,
           action: actionCode(`${w}.action`, r.action),
           keyPolicy: r.keyPolicy,
