@@ -11,6 +11,7 @@ import {
   HostPort,
   KeyState,
   keyPolicyIndexes,
+  portName,
   ruleIds,
   stableIds,
   translate,
@@ -517,6 +518,21 @@ describe('host scoping', () => {
       { name: 'a-nic0', workload_id: 'a', vnic_id: 'a-nic0', workload_if: 'a-wl0', network_if: 'a-nt0', netns: 'ns-a', addresses: ['10.0.0.1', 'fd00::1'], table: { addresses: ['10.0.0.1', 'fd00::1'], defaultAction: 'drop', rules: [] } },
       { name: 'a-nic1', workload_id: 'a', vnic_id: 'a-nic1', workload_if: 'a-wl1', network_if: 'a-nt1', addresses: [], table: { addresses: [], defaultAction: 'drop', rules: [] } },
     ]);
+  });
+  test('a vNIC id the filter cannot take as a port name gets a stable digest name', () => {
+    const w = workload('a', 'h1', ['10.0.0.1'], { extraVnics: [{ ipv4: ['10.0.0.2'] }, { ipv4: ['10.0.0.3'] }] });
+    w.vnics[1]!.id = 'pod/default/web-0/eth0';
+    w.vnics[2]!.id = 'x'.repeat(65);
+    const ports = translate(revision({ workloads: [w] }), []).get('h1')!.ports;
+    expect(ports.map((p) => p.vnic_id)).toEqual(['a-nic0', 'pod/default/web-0/eth0', 'x'.repeat(65)]);
+    expect(ports[0]!.name).toBe('a-nic0');
+    for (const p of ports.slice(1)) expect(p.name).toMatch(/^vnic-[0-9a-f]{24}$/);
+    expect(ports[1]!.name).toBe(portName('pod/default/web-0/eth0'));
+    expect(ports[1]!.name).not.toBe(ports[2]!.name);
+    // A literal id equal to another vNIC's derived name is refused rather than shared.
+    const clash = workload('b', 'h1', ['10.0.0.9']);
+    clash.vnics[0]!.id = portName('pod/default/web-0/eth0');
+    expect(() => translate(revision({ workloads: [w, clash] }), [])).toThrow(/workload "b" vNIC "vnic-[0-9a-f]{24}": port name .* is already another vNIC's/);
   });
 });
 

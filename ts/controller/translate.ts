@@ -13,6 +13,7 @@
  * list are resolved once per call; each rule then touches only the ports in
  * its scope, so the work is O(workloads + rules × ports in scope).
  */
+import { createHash } from 'node:crypto';
 import { DneError, ErrorCodes } from '../common/errors';
 import type {
   Group,
@@ -44,7 +45,7 @@ export interface KeyState {
 }
 
 export interface HostPort {
-  /** The filter's port name: the vNIC id (unique in a revision, stable across revisions). */
+  /** The filter's port name: the vNIC id, or a digest of it when the id is not a valid port name (portName()). */
   name: string;
   workload_id: string;
   vnic_id: string;
@@ -115,6 +116,18 @@ export function ruleIds(rev: Revision): Map<string, number> {
 /** key policy id -> RuleSpec.keyPolicy / HostKey.keyPolicyIndex. */
 export function keyPolicyIndexes(rev: Revision): Map<string, number> {
   return stableIds(rev.key_policies.map((k) => k.id));
+}
+
+/** The filter's port-name alphabet (Filter.addPort in ts/native/filter.ts). */
+const PORT_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/**
+ * The filter port name of a vNIC: its id when the filter accepts that as a
+ * name (ids are unique and stable, so the agent keeps the port across
+ * revisions), else "vnic-" and 96 bits of its SHA-256, equally stable.
+ */
+export function portName(vnicId: string): string {
+  return PORT_NAME.test(vnicId) ? vnicId : `vnic-${createHash('sha256').update(vnicId, 'utf8').digest('hex').slice(0, 24)}`;
 }
 
 // ------------------------------------------------------------------ errors
@@ -197,6 +210,7 @@ class Translator {
     rev.hosts.forEach((h, i) => this.unique(this.hostIndex, h.id, i, 'host'));
     const entries: Array<AddressEntry & { family: 4 | 6 }> = [];
     const vnicIds = new Set<string>();
+    const portNames = new Set<string>();
     rev.workloads.forEach((w, wi) => {
       const where = `workload "${w.id}"`;
       this.unique(this.workloadIndex, w.id, wi, 'workload');
@@ -207,6 +221,9 @@ class Translator {
       for (const v of w.vnics) {
         if (vnicIds.has(v.id)) throw this.err(where, `vNIC id "${v.id}" is used twice`);
         vnicIds.add(v.id);
+        const name = portName(v.id);
+        if (portNames.has(name)) throw this.err(`${where} vNIC "${v.id}"`, `port name "${name}" is already another vNIC's`);
+        portNames.add(name);
         const addresses = [...v.ipv4, ...v.ipv6];
         const port = this.ports.length;
         addresses.forEach((a, index) => {
@@ -217,7 +234,7 @@ class Translator {
           pfx.push({ text: a, p: parsePrefix(a)! });
         });
         const spec: Omit<HostPort, 'table'> = {
-          name: v.id,
+          name,
           workload_id: w.id,
           vnic_id: v.id,
           workload_if: v.workload_if,
