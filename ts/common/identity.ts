@@ -39,12 +39,39 @@ export function parseIdentityUri(uri: string): Identity | null {
 
 /**
  * Splits node's `subjectAltName` string ("DNS:a, URI:dne://host/h1, IP
- * Address:127.0.0.1"). Node quotes entries that contain separators; a quoted
- * entry can never be a valid dne URI, so it is kept verbatim and fails parsing.
+ * Address:127.0.0.1") into "TYPE:value" entries. Node JSON-quotes a value
+ * that contains a separator (`URI:"a, URI:b"`, since the CVE-2021-44532 fix);
+ * such a value stays one entry, unquoted, and can never pass as — or smuggle
+ * in — a second identity.
  */
 export function splitSubjectAltName(san: string | undefined): string[] {
   if (!san) return [];
-  return san.split(', ').map((s) => s.trim());
+  const out: string[] = [];
+  let i = 0;
+  while (i < san.length) {
+    const colon = san.indexOf(':', i);
+    if (colon < 0) break;
+    const type = san.slice(i, colon + 1);
+    let value: string;
+    let next: number;
+    if (san[colon + 1] === '"') {
+      let j = colon + 2;
+      while (j < san.length && san[j] !== '"') j += san[j] === '\\' ? 2 : 1;
+      try {
+        value = JSON.parse(san.slice(colon + 1, j + 1)) as string;
+      } catch {
+        value = san.slice(colon + 1, j + 1);
+      }
+      next = san.indexOf(', ', j + 1);
+    } else {
+      next = san.indexOf(', ', colon + 1);
+      value = san.slice(colon + 1, next < 0 ? san.length : next);
+    }
+    out.push(type + value);
+    if (next < 0) break;
+    i = next + 2;
+  }
+  return out;
 }
 
 export type PeerIdentityResult = { ok: true; identity: Identity } | { ok: false; reason: string };

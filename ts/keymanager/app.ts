@@ -132,7 +132,8 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     schemaErrorFormatter: schemaErrorFormatter(PATTERN_TEXT),
     return503OnClosing: true,
-    forceCloseConnections: true,
+    // On close, idle keep-alive connections are dropped; requests in flight finish first.
+    forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('keyService', service);
@@ -177,7 +178,7 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
     const code = err instanceof DneError && refused ? err.code : ErrorCodes.internal;
     const message = refused ? err.message : 'internal error';
     if (!refused) req.log.error({ err: error, peer: actorOf(req), url: req.url }, 'request failed');
-    else req.log.info({ peer: actorOf(req), status, code, reason: message }, 'request refused');
+    // recordFailure logs the refusal (once) along with writing its audit record
     if (!(err as unknown as Record<symbol, unknown>)[AUDITED]) {
       await service.recordFailure(actorOf(req), `${req.method} ${req.routeOptions.url ?? req.url.split('?')[0]}`, err, {
         detail: { remoteAddress: req.ip },

@@ -164,11 +164,17 @@ export function loadKeyManagerConfig(flags: KeyManagerFlags, cwd = process.cwd()
   if (flags.grantKey?.length) grants.trustedKeys = flags.grantKey.map((k) => path.resolve(cwd, k));
   if (flags.logLevel) cfg.logLevel = flags.logLevel;
 
+  if (Array.isArray(grants.trustedKeys) && grants.trustedKeys.length === 0) {
+    throw configError('config/grants/trustedKeys must name at least one controller grant public key (PEM file)');
+  }
   const first = Value.Errors(KeyManagerConfigSchema, cfg).First();
   if (first) {
     const where = `config${first.path}`;
+    const schema = first.schema as { anyOf?: { const?: unknown }[] };
     if (first.value === undefined) throw configError(`${where} is required`);
-    throw configError(`${where}: ${first.message}`);
+    if (first.message === 'Unexpected property') throw configError(`${where} is not a known setting`);
+    if (schema.anyOf?.every((s) => 'const' in s)) throw configError(`${where} must be one of ${schema.anyOf.map((s) => String(s.const)).join(', ')}`);
+    throw configError(`${where} ${first.message.replace(/^Expected /, 'must be ')}`);
   }
   const c = cfg as KeyManagerConfig;
   if (c.senderIds.end > 2 ** c.senderIds.bits || c.senderIds.start >= c.senderIds.end) {

@@ -190,7 +190,12 @@ export class SqliteKeyStore implements KeyStore {
     try {
       this.#db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.mustExist });
     } catch (err) {
-      throw new DneError(ErrorCodes.store, `cannot open database ${file}: ${(err as Error).message}`);
+      const msg = (err as Error).message;
+      if (/Could not locate the bindings file/.test(msg)) {
+        // npm ci --ignore-scripts skips better-sqlite3's build step
+        throw new DneError(ErrorCodes.store, "better-sqlite3's native module is not built: run `npm rebuild better-sqlite3`");
+      }
+      throw new DneError(ErrorCodes.store, `cannot open database ${file}: ${msg}`);
     }
     if (!opts.readonly) {
       this.#db.pragma('journal_mode = WAL');
