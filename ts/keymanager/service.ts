@@ -371,6 +371,7 @@ export class KeyService {
       }
       const g = grant.payload;
       context.detail = { jti: g.jti, grantHost: g.host, grantSigner: grant.signer, grantExp: g.exp };
+      context.keyIds ??= g.keyIds;
       if (g.host !== peer.name) {
         throw httpError('grantRefused', `grant refused: it names host ${g.host}, but the TLS peer is ${identityUri(peer)}`, { reason: 'other_host' });
       }
@@ -428,7 +429,13 @@ export class KeyService {
           action: 'release',
           outcome: 'ok',
           keyIds: wanted,
-          detail: { ...context.detail, count: input.count, senderIds: allocated, remoteAddress: peer.remoteAddress ?? null },
+          detail: {
+            ...context.detail,
+            policyIds: [...new Set(out.map((k) => k.policyId))],
+            count: input.count,
+            senderIds: allocated,
+            remoteAddress: peer.remoteAddress ?? null,
+          },
         });
         return out;
       });
