@@ -11,8 +11,15 @@ import { X509Certificate } from 'node:crypto';
 import { identityFromCertificate } from '../../ts/common/identity';
 import { certificateSans, initCa, issueCertificate } from '../../ts/common/pki';
 
+const created: string[] = [];
+afterAll(() => {
+  for (const d of created) fs.rmSync(d, { recursive: true, force: true });
+});
+
 function tmp(): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'dne-pki-test-'));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'dne-pki-test-'));
+  created.push(d);
+  return d;
 }
 
 function openssl(...args: string[]) {

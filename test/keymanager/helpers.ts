@@ -20,8 +20,17 @@ import { MasterKey } from '../../ts/keymanager/master-key';
 import { KeyManagerSettings } from '../../ts/keymanager/service';
 import { SqliteKeyStore } from '../../ts/keymanager/sqlite-store';
 
+const created: string[] = [];
+// Temporary folders (PKIs, databases) go when the test file is done (this
+// module is loaded at the top of every key manager test file).
+afterAll(() => {
+  for (const d of created.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tmpDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `dne-${prefix}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `dne-${prefix}-`));
+  created.push(d);
+  return d;
 }
 
 export interface Creds {
