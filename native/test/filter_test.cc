@@ -599,3 +599,40 @@ TEST(Filter, ReusedCounterSlotsStartFromZero) {
 
 }  // namespace
 }  // namespace dne::test
+
+namespace dne::test {
+namespace {
+
+// A key rollover as the agent drives it: the new SA is installed receive-first
+// on both hosts, then senders switch to it, then the old SA goes; packets
+// sealed under the old key that are still in flight open until it is removed.
+TEST(Filter, SasAreInstalledSwitchedAndRemovedWhileTrafficFlows) {
+  Pair p;
+  p.protect(Action::kEncrypt, EspMode::kGcm, kSpiGcm);
+  std::vector<Bytes> in_flight;
+  for (int i = 0; i < 5; ++i) {
+    auto w = p.send(udp4_frame(pattern(40, i)));
+    in_flight.insert(in_flight.end(), w.begin(), w.end());
+  }
+  // New key: receivers first, then the sender's table points at it.
+  p.b.install(0x1112, EspMode::kGcm, 2);
+  p.a.install(0x1112, EspMode::kGcm, 1);
+  p.a.rules("w1", "10.1.0.0/16", "10.2.0.0/16", Action::kEncrypt, 0x1112, Role::kSource);
+  const auto after = p.send(udp4_frame(pattern(40, 9)));
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(load_be32(&after[0][14 + 20]), 0x1112u);
+  p.a.filter.remove_sa(kSpiGcm);
+  // Old-key packets still in flight and the new one all open.
+  in_flight.insert(in_flight.end(), after.begin(), after.end());
+  EXPECT_EQ(p.deliver(in_flight).size(), 6u);
+  // Once the receiver removes the old SA too, its packets are unknown.
+  p.b.filter.remove_sa(kSpiGcm);
+  auto late = p.send(udp4_frame(pattern(40, 10)));
+  EXPECT_EQ(p.deliver({in_flight[0]}).size(), 0u);
+  EXPECT_EQ(p.b.drops(Status::kUnknownSpi), 1u);
+  EXPECT_EQ(p.deliver(late).size(), 1u);
+  EXPECT_EQ(p.b.drops(Status::kIcvFailure) + p.b.drops(Status::kPolicy), 0u);
+}
+
+}  // namespace
+}  // namespace dne::test
