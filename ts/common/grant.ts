@@ -67,6 +67,9 @@ export function grantKeyFingerprint(pub: KeyObject): string {
 /** Loads a PEM Ed25519 public key (or derives it from a private key) as a trusted grant signer. */
 export function trustedGrantKey(pem: string | Buffer): TrustedGrantKey {
   let pub: KeyObject;
+  if (/PRIVATE KEY/.test(pem.toString())) {
+    throw new Error('this is a private key: trust the controller grant PUBLIC key (controller-NAME.grant.pub)');
+  }
   try {
     pub = createPublicKey(pem);
   } catch (err) {

@@ -7,6 +7,12 @@
  */
 import { httpError, HttpError } from './http-errors';
 
+
+/** Names echoed in messages are clipped: a client chooses them. */
+function clip(name: string): string {
+  return name.length > 64 ? `${name.slice(0, 64)}...` : name;
+}
+
 export interface AjvLikeError {
   keyword: string;
   instancePath: string;
@@ -30,7 +36,7 @@ export function formatValidationError(e: AjvLikeError, dataVar: string, patterns
     case 'required':
       return `${where} must have required field '${String(p.missingProperty)}'`;
     case 'additionalProperties':
-      return `${where} has unknown field '${String(p.additionalProperty)}'`;
+      return `${where} has unknown field '${clip(String(p.additionalProperty))}'`;
     case 'enum':
       return `${where} must be one of ${(p.allowedValues as unknown[]).map(String).join(', ')}`;
     case 'const':

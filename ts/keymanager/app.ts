@@ -109,8 +109,13 @@ function actorOf(req: FastifyRequest): string {
   return req.peer ? identityUri(req.peer) : `unidentified peer ${req.peerHint ?? ''} from ${req.ip}`.replace('  ', ' ');
 }
 
-function ms(iso: string | undefined): number | undefined {
-  return iso === undefined ? undefined : Date.parse(iso);
+function ms(iso: string | undefined, field = 'time'): number | undefined {
+  if (iso === undefined) return undefined;
+  const t = Date.parse(iso);
+  // The date-time format admits values no clock has (a :60 leap second,
+  // Feb 30): refuse them here rather than fail later.
+  if (!Number.isFinite(t)) throw httpError('badRequest', `body/${field} is not a valid instant: use RFC 3339, e.g. 2030-01-31T12:00:00Z`);
+  return t;
 }
 
 export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
@@ -132,11 +137,16 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     schemaErrorFormatter: schemaErrorFormatter(PATTERN_TEXT),
     return503OnClosing: true,
+    // Policy ids may be 128 characters (fastify's default path-parameter
+    // limit is 100, which made such policies impossible to rotate).
+    maxParamLength: 256,
     // On close, idle keep-alive connections are dropped; requests in flight finish first.
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.decorate('keyService', service);
+  // JSON only: a text/plain body is refused with 415, not parsed as a string.
+  app.removeContentTypeParser('text/plain');
 
   // Handshakes refused for want of a (valid) client certificate never become requests; log them.
   app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
@@ -210,8 +220,8 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
       const meta = await service.createKey(peerOf(req), {
         policyId: b.policyId,
         algorithm: b.algorithm,
-        notBefore: ms(b.notBefore),
-        notAfter: ms(b.notAfter),
+        notBefore: ms(b.notBefore, 'notBefore'),
+        notAfter: ms(b.notAfter, 'notAfter'),
       });
       return reply.status(201).send(meta);
     },
@@ -240,8 +250,8 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
       const b = req.body;
       const r = await service.rotatePolicy(peerOf(req), req.params.policyId, {
         algorithm: b.algorithm,
-        notBefore: ms(b.notBefore),
-        notAfter: ms(b.notAfter),
+        notBefore: ms(b.notBefore, 'notBefore'),
+        notAfter: ms(b.notAfter, 'notAfter'),
       });
       return reply.status(201).send(r);
     },

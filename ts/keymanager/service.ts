@@ -36,7 +36,8 @@ import {
   StoredState,
 } from './store';
 
-export const POLICY_ID_PATTERN = '^[A-Za-z0-9._:-]{1,128}$';
+// Not "." or ".." alone: clients normalise those away in URL paths.
+export const POLICY_ID_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9._:-]{1,128}$';
 const POLICY_ID_RE = new RegExp(POLICY_ID_PATTERN);
 export const MAX_RELEASE_COUNT = 64;
 export const SENDER_ID_BITS = [8, 16, 24, 32] as const;

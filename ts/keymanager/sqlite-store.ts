@@ -187,6 +187,9 @@ export class SqliteKeyStore implements KeyStore {
   constructor(file: string, opts: SqliteStoreOptions = {}) {
     this.file = file;
     if (opts.mustExist && !fs.existsSync(file)) throw new DneError(ErrorCodes.store, `database ${file} does not exist`);
+    // The database holds sealed keys and the audit log: owner-only. SQLite
+    // gives its -wal and -shm files the database file's mode.
+    if (!opts.readonly && !fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
     try {
       this.#db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.mustExist });
     } catch (err) {
