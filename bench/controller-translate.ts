@@ -15,23 +15,13 @@
 import { performance } from 'node:perf_hooks';
 import type { Group, IpSet, KeyPolicy, ResourceReference, Revision, Rule, RuleAction, Section, Workload } from '../ts/common/policy-model';
 import { KeyState, translate } from '../ts/controller/translate';
+import { rng } from '../test/fixtures/prng';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 }
 
-// Deterministic PRNG (mulberry32): every run translates the same revision.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function build(nWorkloads: number, nHosts: number, nRules: number): { rev: Revision; keys: KeyState[] } {
   const r = rng(6);

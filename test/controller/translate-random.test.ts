@@ -14,19 +14,8 @@ import { RefFlow, refClassify } from '../../ts/native/reference-matcher';
 import { appliesAt, evaluateFlow, firstMatch, ModelVerdict } from '../../ts/controller/reference-evaluator';
 import { HostConfig, HostPort, keyPolicyIndexes, KeyState, ruleIds, translate } from '../../ts/controller/translate';
 import { group, ipSet, keyPolicy, ref, rule, section } from './model-builders';
+import { Rng, rng } from '../fixtures/prng';
 
-// Small deterministic PRNG (mulberry32) so a failure can be replayed from its seed.
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-type Rng = () => number;
 const pick = <T>(r: Rng, a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
 const some = <T>(r: Rng, a: readonly T[], max: number): T[] => Array.from({ length: Math.floor(r() * (max + 1)) }, () => pick(r, a));
 const chance = (r: Rng, p: number) => r() < p;

@@ -5,18 +5,8 @@
 import { ethFrame, ipPacket } from '../../ts/common/ip-packet';
 import { ACTIONS, classifyNative, PortTableSpec, RuleSpec } from '../../ts/native/filter';
 import { RefFlow, refClassify } from '../../ts/native/reference-matcher';
+import { rng } from '../fixtures/prng';
 
-// Small deterministic PRNG (mulberry32) so a failure can be replayed.
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const V4 = ['10.0.0.1', '10.0.0.2', '10.0.1.7', '10.1.2.3', '192.168.5.9', '172.16.0.1'];
 const V6 = ['fd00::1', 'fd00::2', 'fd00:0:0:1::7', 'fd01::3', '2001:db8::9'];
