@@ -139,7 +139,7 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
     return503OnClosing: true,
     // Policy ids may be 128 characters (fastify's default path-parameter
     // limit is 100, which made such policies impossible to rotate).
-    maxParamLength: 256,
+    routerOptions: { maxParamLength: 256 },
     // On close, idle keep-alive connections are dropped; requests in flight finish first.
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>();
