@@ -32,8 +32,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { nsExec, Topology, waitFor, Workload } from '../test/integration/netns';
-import { Action, Filter, PortTableSpec, RuleSpec } from '../ts/native/filter';
+import { Action, Filter } from '../ts/native/filter';
 import { packageRoot } from '../ts/native/loader';
+import { KP_ENC, KP_INT, pairTables, SPI_GCM, SPI_GMAC } from '../test/integration/tables';
 
 // ---------------------------------------------------------------- options
 
@@ -176,24 +177,7 @@ function ipCmd(...args: string[]): void {
 // ---------------------------------------------------------------- the bench
 
 const IPERF_PORT = '5201';
-const SPI_GCM = 0x1001;
-const SPI_GMAC = 0x2001;
-const KP_ENC = 1;
-const KP_INT = 2;
 
-/** The integration test's tables: ICMP, ICMPv6, TCP 5201, UDP 5201-5301 between the two workloads. */
-function tables(action: Action, self: Workload, peer: Workload, role: 'source' | 'destination'): PortTableSpec {
-  const kp = action === 'integrity' ? KP_INT : KP_ENC;
-  const txSpi = action === 'encrypt' ? SPI_GCM : action === 'integrity' ? SPI_GMAC : 0;
-  const base = { role, local: [self.ipv4, self.ipv6], remote: [peer.ipv4, peer.ipv6], action, keyPolicy: kp, txSpi };
-  const rules: RuleSpec[] = [
-    { ...base, ruleId: 1, protocol: 1, ipVersion: 4, ports: [] },
-    { ...base, ruleId: 2, protocol: 58, ipVersion: 6, ports: [] },
-    { ...base, ruleId: 3, protocol: 6, ports: [[5201, 5201]] },
-    { ...base, ruleId: 4, protocol: 17, ports: [[5201, 5301]] },
-  ];
-  return { addresses: [self.ipv4, self.ipv6], defaultAction: 'allow', rules };
-}
 
 /** What `ethtool -K` is asked to turn off, with the name `ethtool -k` shows it under. */
 const OFFLOADS: ReadonlyArray<[string, string]> = [
@@ -364,8 +348,8 @@ class Bench {
   }
 
   applyAction(action: Action): void {
-    this.filters[0]!.setTables({ ports: { [this.w1.name]: tables(action, this.w1, this.w2, 'source') } });
-    this.filters[1]!.setTables({ ports: { [this.w2.name]: tables(action, this.w2, this.w1, 'destination') } });
+    this.filters[0]!.setTables({ ports: { [this.w1.name]: pairTables(action, this.w1, this.w2, 'source') } });
+    this.filters[1]!.setTables({ ports: { [this.w2.name]: pairTables(action, this.w2, this.w1, 'destination') } });
   }
 
   /** Both filters' drop counters, added up by reason. */

@@ -12,10 +12,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { ipPacket } from '../../ts/common/ip-packet';
 import { EspEngine } from '../../ts/native/esp-engine';
-import { Action, Filter, PortTableSpec, RuleSpec } from '../../ts/native/filter';
+import { Action, Filter } from '../../ts/native/filter';
 import { packageRoot } from '../../ts/native/loader';
 import { nsExec, Topology, waitFor, Workload } from './netns';
 import { ipView, readPcap } from './pcap';
+import { KP_ENC, KP_INT, pairTables, SPI_GCM, SPI_GMAC } from './tables';
 
 jest.setTimeout(180000);
 
@@ -23,10 +24,6 @@ const ROOT = packageRoot();
 const PY = '/usr/bin/python3';
 const MARKER = 'dne-wire-marker-7f3a';
 const MARKER_HEX = Buffer.from(MARKER).toString('hex').slice(0, 32); // ping -p takes up to 16 bytes
-const SPI_GCM = 0x1001;
-const SPI_GMAC = 0x2001;
-const KP_ENC = 1;
-const KP_INT = 2;
 
 let topo: Topology;
 let w1: Workload;
@@ -44,23 +41,10 @@ function expand6(a: string): string {
   return g.map((x) => x.padStart(4, '0')).join(':');
 }
 
-/** The tables both ports get for one action: ICMP, ICMPv6, TCP 5201, UDP 5301 between w1 and w2. */
-function tables(action: Action, self: Workload, peer: Workload, role: 'source' | 'destination'): PortTableSpec {
-  const kp = action === 'integrity' ? KP_INT : KP_ENC;
-  const txSpi = action === 'encrypt' ? SPI_GCM : action === 'integrity' ? SPI_GMAC : 0;
-  const base = { role, local: [self.ipv4, self.ipv6], remote: [peer.ipv4, peer.ipv6], action, keyPolicy: kp, txSpi };
-  const rules: RuleSpec[] = [
-    { ...base, ruleId: 1, protocol: 1, ipVersion: 4, ports: [] },
-    { ...base, ruleId: 2, protocol: 58, ipVersion: 6, ports: [] },
-    { ...base, ruleId: 3, protocol: 6, ports: [[5201, 5201]] },
-    { ...base, ruleId: 4, protocol: 17, ports: [[5201, 5301]] },
-  ];
-  return { addresses: [self.ipv4, self.ipv6], defaultAction: 'allow', rules };
-}
 
 function apply(action: Action): void {
-  filters[0]!.setTables({ ports: { w1: tables(action, w1, w2, 'source') } });
-  filters[1]!.setTables({ ports: { w2: tables(action, w2, w1, 'destination') } });
+  filters[0]!.setTables({ ports: { w1: pairTables(action, w1, w2, 'source') } });
+  filters[1]!.setTables({ ports: { w2: pairTables(action, w2, w1, 'destination') } });
 }
 
 function ping(w: Workload, dst: string, extra: string[] = []) {

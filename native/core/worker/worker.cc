@@ -255,6 +255,16 @@ Match Worker::classify_port(const ParsedFrame& p, Direction dir,
   return m;
 }
 
+// RFC 4459 §3.2-style MSS clamping on SYN and SYN-ACK: both ends' TCP learn
+// at the handshake that segments must leave room for ESP on this port's
+// network side. The checksum is final here, so it is updated incrementally.
+void Worker::clamp_mss(uint8_t* frame, const ParsedFrame& p) {
+  if (!(p.tcp_flags & 0x02)) return;
+  const uint32_t mtu = cur_port_->network->mtu();
+  const uint32_t room = (p.family == 4 ? 40 : 60) + kEspMaxOverhead;
+  if (mtu > room) clamp_tcp_mss(frame, p, static_cast<uint16_t>(mtu - room), false);
+}
+
 // ---- workload -> network ----------------------------------------------
 
 void Worker::out_frame(RxFrame& f) {
@@ -304,13 +314,7 @@ void Worker::protect_out(RxFrame& f, ParsedFrame& p, const Match& m) {
     if (!complete_checksum(f.data, f.len, f.vnet.csum_start, f.vnet.csum_offset))
       return drop(Status::kMalformed, &sa);
   }
-  // RFC 4459 §3.2-style MSS clamping: the workload's TCP learns at the
-  // handshake that its segments must leave room for ESP.
-  if (p.tcp_flags & 0x02) {
-    const uint32_t mtu = cur_port_->network->mtu();
-    const uint32_t room = (p.family == 4 ? 40 : 60) + kEspMaxOverhead;
-    if (mtu > room) clamp_tcp_mss(f.data, p, static_cast<uint16_t>(mtu - room), false);
-  }
+  clamp_mss(f.data, p);
   seal_ip(f.data, p, f.data + p.l3_off, p.ip_len, sa);
 }
 
@@ -427,11 +431,7 @@ void Worker::open_in(RxFrame& f, const ParsedFrame& p) {
       m.rule->key_policy != sa.key_policy || gcm != (m.action == Action::kEncrypt))
     return drop(Status::kPolicy, &sa);
   count_rule(m, Direction::kIn, out_len);
-  if (q.tcp_flags & 0x02) {
-    const uint32_t mtu = cur_port_->network->mtu();
-    const uint32_t room = (q.family == 4 ? 40 : 60) + kEspMaxOverhead;
-    if (mtu > room) clamp_tcp_mss(out, q, static_cast<uint16_t>(mtu - room), false);
-  }
+  clamp_mss(out, q);
   stats_->port[cur_port_->slot][kOpenedPackets].add();
   // Decrypted TCP is coalesced into GSO frames for the workload when it can
   // be (the stack then sees one skb per batch, as after GRO).

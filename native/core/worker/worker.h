@@ -84,6 +84,7 @@ class Worker final : private RxSink {
   void seal_ip(const uint8_t* eth, const ParsedFrame& p, const uint8_t* ip,
                size_t len, LocalSa& sa);
   void open_in(RxFrame& f, const ParsedFrame& p);
+  void clamp_mss(uint8_t* frame, const ParsedFrame& p);
   uint8_t* alloc_slot();
   void queue(PacketIo& io, const VnetHdr& vnet, const uint8_t* frame, size_t len);
   // Everything for the workload goes through here so coalesced TCP stays in
