@@ -504,8 +504,16 @@ describe('host scoping', () => {
     expect([...cfgs.keys()]).toEqual(['h1', 'h2', 'h3', 'h4']);
     expect(cfgs.get('h3')!.ports.map((p) => p.table.rules)).toEqual([[]]);
     expect(cfgs.get('h3')!.keys).toEqual([]);
-    expect(cfgs.get('h4')).toEqual({ hostId: 'h4', revision: 1, defaultAction: 'allow', ports: [], keys: [] });
-    for (const h of ['h1', 'h2']) expect(cfgs.get(h)!.keys.map((k) => k.keyId)).toEqual(['kp-webdb-k1']);
+    expect(cfgs.get('h3')!.rules).toEqual([]);
+    expect(cfgs.get('h3')!.keyPolicies).toEqual([]);
+    expect(cfgs.get('h4')).toEqual({ hostId: 'h4', revision: 1, defaultAction: 'allow', ports: [], keys: [], rules: [], keyPolicies: [] });
+    for (const h of ['h1', 'h2']) {
+      const c = cfgs.get(h)!;
+      expect(c.keys.map((k) => k.keyId)).toEqual(['kp-webdb-k1']);
+      // The names the agent reports counters under: exactly the rules and policies in this host's tables.
+      expect(c.rules).toEqual([{ ruleId: c.ports[0]!.table.rules[0]!.ruleId, id: 'r', sectionId: 's', displayName: expect.any(String) }]);
+      expect(c.keyPolicies).toEqual([{ index: c.keys[0]!.keyPolicyIndex, id: 'kp-webdb', displayName: expect.any(String) }]);
+    }
   });
 
   test('port tables: the vNIC\'s addresses, the configured default, interfaces and namespace passed through', () => {

@@ -70,12 +70,31 @@ export interface HostKey {
   replayWindow: number;
 }
 
+/** What a filter rule number stands for (agent counters, /rules and the stats report name rules by `id`). */
+export interface HostRuleName {
+  ruleId: number;
+  id: string;
+  sectionId: string;
+  displayName: string;
+}
+
+/** What a `keyPolicy` number stands for. */
+export interface HostKeyPolicyName {
+  index: number;
+  id: string;
+  displayName: string;
+}
+
 export interface HostConfig {
   hostId: string;
   revision: number;
   defaultAction: 'allow' | 'drop';
   ports: HostPort[];
   keys: HostKey[];
+  /** The rules that appear in this host's port tables, in policy order. */
+  rules: HostRuleName[];
+  /** The key policies this host's tables name (the same set as `keys`' policies). */
+  keyPolicies: HostKeyPolicyName[];
 }
 
 // ------------------------------------------------------------ stable numbers
@@ -559,10 +578,17 @@ class Translator {
   run(): Map<string, HostConfig> {
     const tables: RuleSpec[][] = this.ports.map(() => []);
     const hostPolicies: Array<Set<string>> = this.rev.hosts.map(() => new Set());
+    const hostRules: HostRuleName[][] = this.rev.hosts.map(() => []);
     for (const s of this.rev.sections) {
       if (s.disabled) continue;
-      for (const r of s.rules) if (!r.disabled) this.compile(s, r, tables, hostPolicies);
+      for (const r of s.rules) {
+        if (r.disabled) continue;
+        const hosts = this.compile(s, r, tables, hostPolicies);
+        const name: HostRuleName = { ruleId: this.ruleIdOf.get(r.id)!, id: r.id, sectionId: s.id, displayName: r.display_name };
+        for (const h of hosts) hostRules[h]!.push(name);
+      }
     }
+    const policyNames = new Map(this.rev.key_policies.map((k) => [k.id, k.display_name]));
     const out = new Map<string, HostConfig>();
     const hostPorts: HostPort[][] = this.rev.hosts.map(() => []);
     this.ports.forEach((p, i) => {
@@ -571,23 +597,26 @@ class Translator {
     this.rev.hosts.forEach((h, i) => {
       const keys: HostKey[] = [];
       for (const id of [...hostPolicies[i]!].sort()) keys.push(...(this.keys.get(id)?.hostKeys ?? []));
-      out.set(h.id, { hostId: h.id, revision: this.rev.revision, defaultAction: this.defaultAction, ports: hostPorts[i]!, keys });
+      const keyPolicies = [...hostPolicies[i]!].sort().map((id) => ({ index: this.policyIndex.get(id)!, id, displayName: policyNames.get(id) ?? id }));
+      out.set(h.id, { hostId: h.id, revision: this.rev.revision, defaultAction: this.defaultAction, ports: hostPorts[i]!, keys, rules: hostRules[i]!, keyPolicies });
     });
     return out;
   }
 
-  private compile(s: Section, r: Rule, tables: RuleSpec[][], hostPolicies: Array<Set<string>>): void {
+  /** Adds the rule's entries to the tables of the ports in its scope; returns the hosts (indexes) that got any. */
+  private compile(s: Section, r: Rule, tables: RuleSpec[][], hostPolicies: Array<Set<string>>): Set<number> {
+    const hosts = new Set<number>();
     const where = `section "${s.id}" rule "${r.id}"`;
     const action = ACTIONS[r.action];
     if (action === undefined) throw this.err(where, `action ${JSON.stringify(r.action)} is not ENCRYPT, INTEGRITY_ONLY or ALLOW_IN_CLEAR`);
     const kp = this.keyPolicy(s, r, where);
     const services = this.services(r, where);
-    if (services.length === 0) return;
+    if (services.length === 0) return hosts;
     const src = this.side(r.sources);
     const dst = this.side(r.destinations);
     // A named side that resolves to no address (an empty group) matches
     // nothing. It must not reach the filter as [], which there means "any".
-    if ((!src.any && src.prefixes.length === 0) || (!dst.any && dst.prefixes.length === 0)) return;
+    if ((!src.any && src.prefixes.length === 0) || (!dst.any && dst.prefixes.length === 0)) return hosts;
 
     const applied = s.applied_tos.length > 0 ? s.applied_tos : r.applied_tos;
     let candidates: Iterable<number>;
@@ -621,8 +650,10 @@ class Translator {
           table.push({ ruleId, role, ipVersion: svc.ipVersion, protocol: svc.protocol, local, remote, ports: svc.ports, action, keyPolicy, txSpi });
         }
       }
+      hosts.add(p.host);
       if (kp !== null) hostPolicies[p.host]!.add(kp.id);
     }
+    return hosts;
   }
 }
 
