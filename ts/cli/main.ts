@@ -10,6 +10,7 @@ import { DneError } from '../common/errors';
 import { registerPkiCommand } from '../common/pki-command';
 import { registerKeyManagerCommand } from '../keymanager/command';
 import { packageRoot } from '../native/loader';
+import { registerServerCommand } from '../server/command';
 import { printSelftest, runSelftest } from './selftest';
 
 export function buildCli(): Command {
@@ -38,6 +39,7 @@ export function buildCli(): Command {
   program.enablePositionalOptions();
   registerPkiCommand(program);
   registerKeyManagerCommand(program);
+  registerServerCommand(program);
   return program;
 }
 
