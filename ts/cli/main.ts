@@ -11,6 +11,7 @@ import { registerPkiCommand } from '../common/pki-command';
 import { registerKeyManagerCommand } from '../keymanager/command';
 import { packageRoot } from '../native/loader';
 import { registerServerCommand } from '../server/command';
+import { registerDemoCommand } from '../demo/command';
 import { printSelftest, runSelftest } from './selftest';
 
 export function buildCli(): Command {
@@ -40,6 +41,7 @@ export function buildCli(): Command {
   registerPkiCommand(program);
   registerKeyManagerCommand(program);
   registerServerCommand(program);
+  registerDemoCommand(program);
   return program;
 }
 
