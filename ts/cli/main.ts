@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 import { DneError } from '../common/errors';
 import { registerPkiCommand } from '../common/pki-command';
+import { registerAgentCommand } from '../agent/command';
 import { registerKeyManagerCommand } from '../keymanager/command';
 import { packageRoot } from '../native/loader';
 import { registerServerCommand } from '../server/command';
@@ -40,6 +41,7 @@ export function buildCli(): Command {
   program.enablePositionalOptions();
   registerPkiCommand(program);
   registerKeyManagerCommand(program);
+  registerAgentCommand(program);
   registerServerCommand(program);
   registerDemoCommand(program);
   return program;

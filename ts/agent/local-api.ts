@@ -1,0 +1,93 @@
+/**
+ * The agent's local endpoint (DESIGN §6): plain HTTP on 127.0.0.1 (default
+ * port 9477) or a unix socket, for the operator on this host, `dne ctl` and
+ * Prometheus. Read-only; nothing here can change the dataplane, and no
+ * response or metric carries key bytes (SAs are shown by SPI and KeyID).
+ *
+ *   GET /healthz  the process answers
+ *   GET /readyz   200 once the first host config is in the dataplane, else 503
+ *   GET /status   config version, controller / key manager / manager reachability, ports with MTU
+ *   GET /sas      installed SAs: SPI, KeyID, state, ages, counters
+ *   GET /rules    the rules in this host's tables with their counters
+ *   GET /stats    port, rule, key-policy and drop counters
+ *   GET /explain?src=&dst=&protocol=[&sport=&dport=&port=]
+ *   GET /metrics  Prometheus text format
+ */
+import Fastify from 'fastify';
+import { Static, Type } from '@sinclair/typebox';
+import type { Registry } from 'prom-client';
+import type { Logger } from 'pino';
+import { errorBody } from '../common/http-errors';
+import { schemaErrorFormatter } from '../common/validation';
+import type { Agent } from './agent';
+
+const Port = Type.String({ pattern: '^[0-9]{1,5}$' });
+export const ExplainQuerySchema = Type.Object(
+  {
+    src: Type.String({ minLength: 2, maxLength: 45 }),
+    dst: Type.String({ minLength: 2, maxLength: 45 }),
+    protocol: Type.String({ pattern: '^([0-9]{1,3}|[A-Za-z0-9_-]{1,16})$' }),
+    sport: Type.Optional(Port),
+    dport: Type.Optional(Port),
+    port: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' })),
+  },
+  { additionalProperties: false },
+);
+type ExplainQueryT = Static<typeof ExplainQuerySchema>;
+
+const PATTERNS: Record<string, string> = {
+  '^[0-9]{1,5}$': 'a port number',
+  '^([0-9]{1,3}|[A-Za-z0-9_-]{1,16})$': 'a protocol number or name (tcp, udp, icmp, icmpv6, sctp)',
+  '^[A-Za-z0-9_.:-]{1,64}$': 'a port name',
+};
+
+export async function buildAgentApi(agent: Agent, registry: Registry, opts: { logger?: Logger } = {}) {
+  const app = Fastify({
+    loggerInstance: opts.logger,
+    schemaErrorFormatter: schemaErrorFormatter(PATTERNS),
+    // No coercion: query strings stay strings and are parsed here.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+    disableRequestLogging: true,
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err: err.message }, 'local endpoint error');
+    void reply.code(status).send(errorBody(status, err.code ?? 'ERR_DNE_INTERNAL', status === 500 ? 'internal error (see the agent log)' : err.message));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).send(errorBody(404, 'ERR_DNE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok', boot_id: agent.bootId }));
+  app.get('/readyz', async (_req, reply) => {
+    if (!agent.ready) return reply.code(503).send({ ready: false, reason: 'no host config applied yet' });
+    return { ready: true, config_version: agent.version };
+  });
+  app.get('/status', async () => agent.status());
+  app.get('/sas', async () => ({ sas: agent.sas() }));
+  app.get('/rules', async () => ({ config_version: agent.version, rules: agent.rules() }));
+  app.get('/stats', async () => agent.stats());
+  app.get<{ Querystring: ExplainQueryT }>('/explain', { schema: { querystring: ExplainQuerySchema } }, async (req, reply) => {
+    const q = req.query;
+    try {
+      return agent.explain({
+        src: q.src,
+        dst: q.dst,
+        protocol: q.protocol,
+        sport: q.sport === undefined ? undefined : Number(q.sport),
+        dport: q.dport === undefined ? undefined : Number(q.dport),
+        port: q.port,
+      });
+    } catch (err) {
+      if (err instanceof RangeError) return reply.code(400).send(errorBody(400, 'ERR_DNE_BAD_REQUEST', err.message));
+      throw err;
+    }
+  });
+  app.get('/metrics', async (_req, reply) => {
+    const text = await registry.metrics();
+    return reply.type(registry.contentType).send(text);
+  });
+  return app;
+}
+
+export type AgentApi = Awaited<ReturnType<typeof buildAgentApi>>;
