@@ -10,6 +10,7 @@ import { DneError } from '../common/errors';
 import { registerPkiCommand } from '../common/pki-command';
 import { registerAgentCommand } from '../agent/command';
 import { registerKeyManagerCommand } from '../keymanager/command';
+import { registerManagerCommand } from '../manager/command';
 import { packageRoot } from '../native/loader';
 import { registerServerCommand } from '../server/command';
 import { registerDemoCommand } from '../demo/command';
@@ -41,6 +42,7 @@ export function buildCli(): Command {
   program.enablePositionalOptions();
   registerPkiCommand(program);
   registerKeyManagerCommand(program);
+  registerManagerCommand(program);
   registerAgentCommand(program);
   registerServerCommand(program);
   registerDemoCommand(program);
