@@ -54,6 +54,24 @@ export function registerPublishRoutes(api: Api, service: ManagerService): void {
     },
   );
 
+  // The same, as `POST /revisions?action=publish` (a revision is what a publish creates).
+  app.post(
+    '/revisions',
+    {
+      schema: {
+        tags,
+        summary: 'action=publish: the same as POST /publish',
+        querystring: Type.Object({ action: Type.Unsafe<'publish'>({ type: 'string', enum: ['publish'] }) }, { additionalProperties: false }),
+        body: PublishBody,
+        response: { 201: PublishResponse, ...errorResponses(400, 409) },
+      },
+    },
+    async (req, reply) => {
+      const r = await service.publish(req.principal!.actor, req.body.description);
+      return reply.status(201).send({ ...summary(r.rev), published_at: r.row.published_at, published_by: r.row.published_by, origin: r.row.origin, rolled_back_to: null, feed_seq: r.seq });
+    },
+  );
+
   app.get('/draft', { schema: { tags, summary: 'The draft as a revision would hold it, and the problems a publish would report', response: { 200: Type.Object({ draft: RevisionDocument, problems: Type.Array(Problem) }) } } }, async () => {
     const { rev, problems } = await service.draftRevision(true);
     return { draft: rev, problems };
