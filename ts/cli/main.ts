@@ -10,6 +10,7 @@ import { DneError } from '../common/errors';
 import { registerPkiCommand } from '../common/pki-command';
 import { registerAgentCommand } from '../agent/command';
 import { registerKeyManagerCommand } from '../keymanager/command';
+import { registerControllerCommand } from '../controller/command';
 import { registerManagerCommand } from '../manager/command';
 import { packageRoot } from '../native/loader';
 import { registerServerCommand } from '../server/command';
@@ -42,6 +43,7 @@ export function buildCli(): Command {
   program.enablePositionalOptions();
   registerPkiCommand(program);
   registerKeyManagerCommand(program);
+  registerControllerCommand(program);
   registerManagerCommand(program);
   registerAgentCommand(program);
   registerServerCommand(program);
