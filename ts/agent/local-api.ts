@@ -43,11 +43,11 @@ const PATTERNS: Record<string, string> = {
 
 export async function buildAgentApi(agent: Agent, registry: Registry, opts: { logger?: Logger } = {}) {
   const app = Fastify({
-    loggerInstance: opts.logger,
+    // Request lines would log every scrape; the endpoint logs only its errors.
+    loggerInstance: opts.logger?.child({ component: 'agent-endpoint' }, { level: 'warn' }),
     schemaErrorFormatter: schemaErrorFormatter(PATTERNS),
     // No coercion: query strings stay strings and are parsed here.
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
-    disableRequestLogging: true,
   });
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
