@@ -1,0 +1,237 @@
+/**
+ * Acceptance 3 of issue #7, on the real dataplane: two hosts in network
+ * namespaces, each with an agent driving a real native Filter (the real
+ * adapter), a host config from the controller's translate(), keys installed
+ * through the agent. Known UDP traffic goes through; a real Prometheus
+ * (/usr/bin/prometheus) scrapes both agents' /metrics every second, and
+ * PromQL over its HTTP API returns exactly the counts of that traffic.
+ * Also acceptance 7 on the real dataplane: no key bytes in what it serves.
+ *
+ * Root only (network namespaces, AF_PACKET); CI runs as root.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Agent } from '../../ts/agent/agent';
+import { parseAgentConfig } from '../../ts/agent/config';
+import { createFilterDataplane, Dataplane } from '../../ts/agent/dataplane';
+import { AgentApi, buildAgentApi } from '../../ts/agent/local-api';
+import { createAgentMetrics } from '../../ts/agent/metrics';
+import { SecurityLog } from '../../ts/agent/syslog';
+import type { Workload as PolicyWorkload } from '../../ts/common/policy-model';
+import { translate } from '../../ts/controller/translate';
+import { loadAddon } from '../../ts/native/loader';
+import { keyPolicy, ref, revision, rule, section } from '../controller/model-builders';
+import { nsExec, Topology, waitFor, Workload } from '../integration/netns';
+import { FakeKeySource, memoryLogger } from './fakes';
+import { K1, response } from './helpers';
+
+jest.setTimeout(120000);
+
+const N = 50;
+const SPI_K1 = 0x1100;
+let topo: Topology;
+let dir: string;
+let prom: ChildProcess | null = null;
+let promUrl: string;
+const agents: Array<{ agent: Agent; api: AgentApi; dp: Dataplane; port: number }> = [];
+const keys = new FakeKeySource(1);
+const logLines: string[][] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+    s.on('error', reject);
+  });
+}
+
+function getJson(url: string): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, (res) => {
+        let b = '';
+        res.on('data', (d: Buffer) => (b += d.toString()));
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(b));
+          } catch {
+            resolve(b);
+          }
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+function getText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      let b = '';
+      res.on('data', (d: Buffer) => (b += d.toString()));
+      res.on('end', () => resolve(b));
+    }).on('error', reject);
+  });
+}
+
+/** One PromQL instant query; the numeric value of each series by its `instance` label. */
+async function promQuery(q: string): Promise<Record<string, number>> {
+  const r = await getJson(`${promUrl}/api/v1/query?query=${encodeURIComponent(q)}`);
+  if (r?.status !== 'success') return {};
+  const out: Record<string, number> = {};
+  for (const s of r.data.result as Array<{ metric: Record<string, string>; value: [number, string] }>) out[s.metric.instance ?? ''] = Number(s.value[1]);
+  return out;
+}
+
+function policyWorkload(w: Workload): PolicyWorkload {
+  return {
+    id: w.name,
+    display_name: w.name,
+    host_id: w.host.name,
+    tags: [],
+    vnics: [{ id: w.name, mac: w.mac, ipv4: [w.ipv4], ipv6: [w.ipv6], workload_if: w.workloadIf, network_if: w.networkIf, netns: w.host.ns }],
+  };
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dne-agent-prom-'));
+  topo = new Topology([1, 1]);
+  const [w1, w2] = topo.workloads as [Workload, Workload];
+  const rev = revision({
+    workloads: [policyWorkload(w1), policyWorkload(w2)],
+    key_policies: [keyPolicy('kp-enc', { is_default: true })],
+    sections: [
+      section('s1', [
+        rule('udp-5300', { sources: [ref.workload(w1.name)], destinations: [ref.workload(w2.name)], services: [{ protocol: 'UDP', destination_ports: ['5300'] }], key_policy_identifier: 'kp-enc', action: 'ENCRYPT' }),
+      ]),
+    ],
+  });
+  const configs = translate(rev, [
+    { keyPolicyId: 'kp-enc', keys: [{ keyId: K1, spiGcm: SPI_K1, spiGmac: SPI_K1 + 1, state: 'active', notBefore: '2026-01-01T00:00:00Z', notAfter: '2099-01-01T00:00:00Z' }] },
+  ]);
+  const portCounterNames = (loadAddon() as unknown as { portCounterNames: string[] }).portCounterNames;
+  for (const w of [w1, w2]) {
+    const cfg = parseAgentConfig(
+      {
+        hostId: w.host.name,
+        controller: 'https://127.0.0.1:1',
+        manager: 'https://127.0.0.1:1',
+        tls: { cert: 'x', key: 'x', ca: 'x' },
+        syslog: { target: 'off' },
+        workloads: [{ id: w.name, vnics: [{ id: w.name, mac: w.mac, ipv4: [w.ipv4], ipv6: [w.ipv6], workload_if: w.workloadIf, network_if: w.networkIf, netns: w.host.ns }] }],
+      },
+      dir,
+    );
+    const dp = createFilterDataplane({ workers: 1, defaultAction: 'allow' });
+    const { log, lines } = memoryLogger();
+    lines.length = 0;
+    const agent = new Agent(cfg, { dataplane: dp, keys, controller: null, manager: null, syslog: new SecurityLog(cfg.syslog), log });
+    dp.start();
+    await agent.handleResponse(response(1, configs.get(w.host.name)!));
+    const api = await buildAgentApi(agent, createAgentMetrics(agent, portCounterNames));
+    await api.listen({ host: '127.0.0.1', port: 0 });
+    agents.push({ agent, api, dp, port: (api.server.address() as net.AddressInfo).port });
+    logLines.push(lines);
+  }
+  // The topology forwards once the bridges are up (ICMP: no rule, default allow).
+  expect(await waitFor(() => nsExec(w1.ns, ['ping', '-n', '-c', '1', '-W', '1', w2.ipv4]).status === 0, 15000, 200)).toBe(true);
+
+  const promPort = await freePort();
+  promUrl = `http://127.0.0.1:${promPort}`;
+  const cfgFile = path.join(dir, 'prometheus.yml');
+  fs.writeFileSync(
+    cfgFile,
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      'scrape_configs:',
+      '  - job_name: dne-agent',
+      '    static_configs:',
+      `      - targets: ["127.0.0.1:${agents[0]!.port}"]`,
+      '        labels: { host: h1 }',
+      `      - targets: ["127.0.0.1:${agents[1]!.port}"]`,
+      '        labels: { host: h2 }',
+      '',
+    ].join('\n'),
+  );
+  prom = spawn('/usr/bin/prometheus', [`--config.file=${cfgFile}`, `--storage.tsdb.path=${path.join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let promLog = '';
+  prom.stderr!.on('data', (d: Buffer) => (promLog = (promLog + d.toString()).slice(-4000)));
+  const up = async () => Object.keys(await promQuery('up == 1').catch(() => ({}))).length === 2;
+  let ok = false;
+  for (let i = 0; i < 150 && !ok; i++) {
+    ok = await up();
+    if (!ok) await new Promise((r) => setTimeout(r, 200));
+  }
+  if (!ok) throw new Error(`Prometheus never scraped both agents:\n${promLog}`);
+});
+
+afterAll(async () => {
+  if (prom?.pid && prom.exitCode === null) {
+    process.kill(prom.pid, 'SIGTERM');
+    await new Promise<void>((r) => (prom!.exitCode !== null ? r() : prom!.once('exit', () => r())));
+  }
+  for (const a of agents) {
+    await a.api.close();
+    a.dp.close();
+  }
+  topo?.destroy();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test(`${N} UDP datagrams: PromQL over the Prometheus HTTP API returns exactly ${N} on the rule and on both ends' SA counters`, async () => {
+  const [w1, w2] = topo.workloads as [Workload, Workload];
+  const h1 = `127.0.0.1:${agents[0]!.port}`;
+  const h2 = `127.0.0.1:${agents[1]!.port}`;
+  // A receiver in w2 counts what arrives (and keeps the kernel from answering with ICMP port-unreachable).
+  const rx = topo.spawnIn(w2.ns, ['socat', '-u', 'UDP4-RECV:5300', 'STDOUT']);
+  let received = '';
+  rx.stdout!.on('data', (d: Buffer) => (received += d.toString()));
+  expect(await waitFor(() => nsExec(w2.ns, ['ss', '-Hnul', 'sport = :5300']).stdout.includes('5300'), 5000, 100)).toBe(true);
+  const send = `import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(${N}):\n  s.sendto(b'dne-prom-%03d;' % i, ('${w2.ipv4}', 5300))\n  time.sleep(0.002)\n`;
+  expect(nsExec(w1.ns, ['/usr/bin/python3', '-c', send]).status).toBe(0);
+  const arrived = await waitFor(() => (received.match(/dne-prom-\d{3};/g) ?? []).length === N, 10000);
+  if (!arrived) process.stdout.write(JSON.stringify({ received, a: agents[0]!.agent.stats(), b: agents[1]!.agent.stats(), sas: agents.map((a) => a.agent.sas()) }, null, 1) + '\n');
+  expect(arrived).toBe(true);
+  topo.kill(rx.pid);
+
+  // Wait until Prometheus has scraped the final counts (scrape every 1 s), then query.
+  const want = async () => (await promQuery(`dne_sa_packets_total{direction="in"}`))[h2] === N;
+  expect(await (async () => {
+    for (let i = 0; i < 100; i++) {
+      if (await want()) return true;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return false;
+  })()).toBe(true);
+  await new Promise((r) => setTimeout(r, 1500));
+
+  expect(await promQuery(`dne_rule_packets_total{rule_id="udp-5300",direction="out"}`)).toEqual({ [h1]: N, [h2]: 0 });
+  expect(await promQuery(`dne_rule_packets_total{rule_id="udp-5300",direction="in"}`)).toEqual({ [h1]: 0, [h2]: N });
+  expect(await promQuery(`dne_sa_packets_total{spi="${SPI_K1}",key_policy="kp-enc",direction="out"}`)).toEqual({ [h1]: N, [h2]: 0 });
+  expect(await promQuery(`dne_sa_packets_total{spi="${SPI_K1}",direction="in"}`)).toEqual({ [h1]: 0, [h2]: N });
+  expect(await promQuery(`dne_port_sealed_packets_total{port="${w1.name}"}`)).toEqual({ [h1]: N });
+  expect(await promQuery(`dne_port_opened_packets_total{port="${w2.name}"}`)).toEqual({ [h2]: N });
+  expect(await promQuery('sum by (instance) (dne_sa_drops_total)')).toEqual({ [h1]: 0, [h2]: 0 });
+  expect(await promQuery('dne_config_version')).toEqual({ [h1]: 1, [h2]: 1 });
+  // The ESP bytes: each datagram is 13 bytes of payload + 8 UDP + 20 IPv4 = 41 bytes sealed.
+  expect(await promQuery(`dne_sa_bytes_total{direction="out"} > 0`)).toEqual({ [h1]: N * 41 });
+  // The MTU the agent reports is the network side's.
+  expect((await promQuery('dne_port_mtu'))[h1]).toBeGreaterThanOrEqual(1500);
+});
+
+test('acceptance 7 on the real dataplane: metrics, endpoint answers and logs hold no key bytes', async () => {
+  const outputs: string[] = [];
+  for (const a of agents) for (const u of ['/metrics', '/sas', '/status', '/rules', '/stats']) outputs.push(await getText(`http://127.0.0.1:${a.port}${u}`));
+  outputs.push(JSON.stringify(await getJson(`${promUrl}/api/v1/query?query=${encodeURIComponent('{__name__=~"dne_.+"}')}`)));
+  outputs.push(...logLines.flat());
+  const all = outputs.join('\n').toLowerCase();
+  const k = keys.keyBytes.get(K1)!;
+  for (const b of [k.key, k.salt]) for (const enc of ['hex', 'base64', 'base64url'] as const) expect(all).not.toContain(b.toString(enc).replace(/=+$/, '').toLowerCase());
+  expect(all).toContain(K1); // the KeyID is shown; the key is not
+});
