@@ -188,7 +188,8 @@ export class Server {
     ch.proc = proc;
     const started = Date.now();
     proc.on('exit', (code, signal) => {
-      if (ch.proc === proc) ch.proc = null;
+      if (ch.proc !== proc) return; // stopped on purpose (stopComponent) or replaced
+      ch.proc = null;
       if (this.stopping) return;
       this.log(`${ch.component} exited (${signal ?? `code ${code}`}); see ${path.join(this.layout.logDir, ch.component + '.log')}`);
       if (this.opts.restart === false) return;
@@ -203,6 +204,35 @@ export class Server {
         this.writeState();
       }, wait);
     });
+  }
+
+  /**
+   * Ends one component (chaos tests, operators) without restarting it:
+   * SIGKILL models a crash, SIGTERM a clean stop.
+   */
+  async stopComponent(c: Component, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const ch = this.children.get(c);
+    if (!ch) throw new DneError(ErrorCodes.badArgument, `${c} was never started`);
+    if (ch.timer) clearTimeout(ch.timer);
+    const p = ch.proc;
+    ch.proc = null; // the exit handler sees a child we no longer own: no restart
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill(signal);
+    });
+    this.writeState();
+  }
+
+  /** Starts a component that is not running (after stopComponent) and waits for its port. */
+  async startComponent(c: Component): Promise<void> {
+    const ch = this.children.get(c) ?? { component: c, proc: null, restarts: 0, backoffMs: 1000 };
+    this.children.set(c, ch);
+    if (ch.proc && ch.proc.exitCode === null && ch.proc.signalCode === null) return;
+    this.spawnChild(ch);
+    const p = ch.proc!;
+    await waitForPort(this.layout.host === '0.0.0.0' ? '127.0.0.1' : this.layout.host, this.layout.ports[c], 30_000, () => p.exitCode === null && p.signalCode === null);
+    this.writeState();
   }
 
   private writeState(): void {
