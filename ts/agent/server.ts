@@ -12,7 +12,7 @@ import { createLogger, LogLevel } from '../common/logging';
 import { MtlsClient, readTlsFiles, TlsMaterial } from '../common/mtls-client';
 import { privateFileProblem } from '../common/secure-files';
 import { loadAddon } from '../native/loader';
-import { Agent } from './agent';
+import { Agent, KeySource } from './agent';
 import type { AgentConfig } from './config';
 import { createFilterDataplane, Dataplane } from './dataplane';
 import { KeyFetcher } from './keys';
@@ -31,6 +31,8 @@ export interface RunningAgent {
 export interface StartAgentOptions {
   /** A dataplane to use instead of the native filter (tests). */
   dataplane?: Dataplane;
+  /** A key source to use instead of the key managers (tests). */
+  keys?: KeySource;
   logger?: Logger;
 }
 
@@ -51,7 +53,7 @@ export async function startAgent(c: AgentConfig, o: StartAgentOptions = {}): Pro
   const manager = new MtlsClient(c.manager, tls);
   const dataplane = o.dataplane ?? createFilterDataplane({ workers: c.filter.workers, defaultAction: c.filter.defaultAction });
   let agent: Agent | null = null;
-  const keys = new KeyFetcher({
+  const keys: KeySource = o.keys ?? new KeyFetcher({
     hostId: c.hostId,
     tls,
     controller,
