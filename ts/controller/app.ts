@@ -8,7 +8,7 @@
  * dne:// URI SAN → role check (a host only ever reaches its own
  * /v1/hosts/{hostId}) → schema validation → service → response.
  */
-import Fastify, { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import Fastify, { FastifyError, FastifyReply, FastifyRequest, LogController } from 'fastify';
 import { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -76,7 +76,7 @@ export async function buildControllerApp(opts: ControllerAppOptions) {
     https: { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
     loggerInstance: logger,
     // A poll per agent per wait period is routine; request lines at debug keep info quiet for 1,000s of hosts.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
     schemaErrorFormatter: schemaErrorFormatter(PATTERN_TEXT),

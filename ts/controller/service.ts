@@ -49,7 +49,7 @@ export interface ControllerSettings {
   lifetimeSlackSeconds: number;
   /** Versions held per host for reconnecting agents (contracts.ts: 64). */
   maxVersionsPerHost: number;
-  /** ... and at most this many bytes of them (the latest is always held). */
+  /** ... and at most this many bytes of them (the latest is always held; older ones go first). */
   maxHeldBytesPerHost: number;
 }
 
@@ -59,7 +59,7 @@ export const DEFAULT_SETTINGS: Omit<ControllerSettings, 'instanceId'> = {
   grantTtlSeconds: 300,
   lifetimeSlackSeconds: 60,
   maxVersionsPerHost: 64,
-  maxHeldBytesPerHost: 32 * 1024 * 1024,
+  maxHeldBytesPerHost: 1024 * 1024,
 };
 
 export interface ControllerServiceOptions {
@@ -123,9 +123,18 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 /** Phases a host config carries (translate's KeyStateName; revoked keys are dropped there). */
 const DISTRIBUTED: ReadonlySet<KeyPhase> = new Set(['receive', 'active', 'retiring']);
 
-function configHash(c: HostConfig): string {
-  // The revision number is not content: a publish that changes nothing for a host sends it nothing.
-  return createHash('sha256').update(JSON.stringify({ ...c, revision: 0 })).digest('base64url');
+/**
+ * The config as JSON and a hash of its content. The revision number is not
+ * content (a publish that changes nothing for a host sends it nothing), so
+ * the hash skips it: translate() builds every config as {hostId, revision,
+ * ...}, and host ids cannot contain quotes, so the JSON starts with a prefix
+ * we can predict. One stringify per host per publish.
+ */
+function renderConfig(c: HostConfig): { json: string; hash: string } {
+  const json = JSON.stringify(c);
+  const prefix = `{"hostId":${JSON.stringify(c.hostId)},"revision":${c.revision},`;
+  const content = json.startsWith(prefix) ? json.slice(prefix.length) : JSON.stringify({ ...c, revision: 0 });
+  return { json, hash: createHash('sha256').update(content).digest('base64url') };
 }
 
 function emptyConfig(hostId: string, rev: Revision): HostConfig {
@@ -160,6 +169,10 @@ export class ControllerService {
   private pendingAcks = new Map<string, AckRecord>();
   private ackFlush: Promise<void> | null = null;
   private barrierCheckQueued = false;
+  /** The last feed seq fully handled. */
+  get feedCursor(): number {
+    return this.cursor;
+  }
   private lastError: string | null = null;
   private readonly feedWait: number;
 
@@ -642,11 +655,13 @@ export class ControllerService {
     const woken: HostState[] = [];
     for (const [id, cfg] of configs) {
       const h = this.host(id);
-      const hash = configHash(cfg);
+      let { json, hash } = renderConfig(cfg);
       if (hash === h.hash && h.versions.length > 0) continue;
       const restored = hash === h.hash && h.latest > 0;
-      const v: HostConfigVersion = { version: restored ? h.latest : h.latest + 1, revision: restored ? h.revision : rev.revision, created_at: new Date(now).toISOString(), config: cfg };
-      const held: HeldVersion = { version: v.version, revision: v.revision, createdAt: now, json: JSON.stringify(v) };
+      if (restored) json = renderConfig({ ...cfg, revision: h.revision }).json;
+      const v: Omit<HostConfigVersion, 'config'> = { version: restored ? h.latest : h.latest + 1, revision: restored ? h.revision : rev.revision, created_at: new Date(now).toISOString() };
+      // A restored version keeps its number; its config is rebuilt from the same state, so it is the same content.
+      const held: HeldVersion = { version: v.version, revision: v.revision, createdAt: now, json: `${JSON.stringify(v).slice(0, -1)},"config":${json}}` };
       h.versions.push(held);
       h.heldBytes += held.json.length;
       while (h.versions.length > this.s.maxVersionsPerHost || (h.versions.length > 1 && h.heldBytes > this.s.maxHeldBytesPerHost)) {
