@@ -5,6 +5,7 @@
  * a peer host) would notice.
  */
 import type { InstalledSa } from '../../ts/agent/reconciler';
+import { backoffDelay } from '../../ts/agent/controller-client';
 import { SecurityLog } from '../../ts/agent/syslog';
 import { FakeKeySource } from './fakes';
 import { agentConfig, hostConfig, K1, K2, K3, makeAgent, response, SPI } from './helpers';
@@ -230,4 +231,16 @@ test('syslog rate limit: per event kind, the rest counted and summarised in the 
   now += 30_000; // one token back
   expect(s.emit(ev)).toBe(true);
   expect(s.stats).toEqual({ sent: { 'replay-burst': 3, 'key-revoked': 1 }, suppressed: { 'replay-burst': 2 }, errors: 0 });
+});
+
+test('retry backoff: exponential with full jitter, within [min, max]', () => {
+  const o = { minMs: 500, maxMs: 30000 };
+  expect(backoffDelay(0, { ...o, random: () => 0 })).toBe(500);
+  expect(backoffDelay(0, { ...o, random: () => 1 })).toBe(500);
+  expect(backoffDelay(3, { ...o, random: () => 1 })).toBe(4000);
+  expect(backoffDelay(3, { ...o, random: () => 0.5 })).toBe(2250);
+  expect(backoffDelay(40, { ...o, random: () => 1 })).toBe(30000);
+  const seen = new Set(Array.from({ length: 50 }, () => backoffDelay(6, o)));
+  expect(seen.size).toBeGreaterThan(10); // jittered: a fleet does not retry in lockstep
+  for (const d of seen) expect(d >= 500 && d <= 30000).toBe(true);
 });

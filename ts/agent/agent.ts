@@ -594,7 +594,9 @@ export class Agent {
         backoff: { minMs: this.cfg.controllerPoll.backoffMinMs, maxMs: this.cfg.controllerPoll.backoffMaxMs },
         onResponse: (r) => this.handleResponse(r),
         onReachable: (ok, why) => this.setReachable('controller', ok, why),
-        onError: (where, err, retryInMs) => this.log.warn({ where, err: err.message, retryInMs }, where === 'poll' ? 'controller poll failed; last good config kept' : 'config not applied; last good config kept'),
+        // The first failure of a run is a warning; the retries that follow are debug (reachability and /status carry the state).
+        onError: (where, err, retryInMs) =>
+          this.log[this.stream!.failures <= 1 ? 'warn' : 'debug']({ where, err: err.message, retryInMs }, where === 'poll' ? 'controller poll failed; last good config kept' : 'config not applied; last good config kept'),
       });
       this.stream.start();
     }
