@@ -275,6 +275,21 @@ TEST(Filter, UnknownSpiMalformedAndMissingSaAreCounted) {
   EXPECT_EQ(p.a.drops(Status::kNoSa), 1u);
 }
 
+TEST(Filter, FramesTheKernelDroppedAreCountedPerPort) {
+  Pair p;
+  p.protect(Action::kEncrypt, EspMode::kGcm, kSpiGcm);
+  p.a.wl->kernel_drops = 5;
+  p.a.nw->kernel_drops = 2;
+  p.a.filter.poll_once();
+  EXPECT_EQ(p.a.drops(Status::kRxOverflow), 7u);
+  uint64_t port[kPortCounterCount];
+  uint64_t port_drops[kStatusCount];
+  ASSERT_TRUE(p.a.filter.read_port("w1", port, port_drops));
+  EXPECT_EQ(port_drops[static_cast<size_t>(Status::kRxOverflow)], 7u);
+  p.a.filter.poll_once();  // read once: the kernel's count restarts from zero
+  EXPECT_EQ(p.a.drops(Status::kRxOverflow), 7u);
+}
+
 TEST(Filter, NonIpAndLinkControlPassEvenWhenFailClosed) {
   Pair p;
   p.a.rules("w1", "10.1.0.0/16", "10.9.0.0/16", Action::kEncrypt, 0, Role::kSource,

@@ -21,6 +21,7 @@ export const STATUS_NAMES = [
   'mtu',
   'ring_full',
   'fragment',
+  'rx_overflow',
 ] as const;
 
 export type StatusName = (typeof STATUS_NAMES)[number];

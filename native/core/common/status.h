@@ -32,7 +32,10 @@ namespace dne {
   X(kMtu, "mtu", "too large after ESP overhead; ICMP sent to the workload")     \
   X(kRingFull, "ring_full", "transmit failed or receive frame truncated")       \
   X(kFragment, "fragment",                                                     \
-    "non-first fragment whose first fragment was not seen")
+    "non-first fragment whose first fragment was not seen")                   \
+  X(kRxOverflow, "rx_overflow",                                               \
+    "the kernel dropped frames before the filter read them: receive ring "    \
+    "full (packet(7) PACKET_STATISTICS tp_drops)")
 
 enum class Status : uint8_t {
 #define DNE_STATUS_ENUM(name, str, desc) name,

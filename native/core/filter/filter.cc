@@ -61,7 +61,10 @@ void Filter::stop() {
 }
 
 void Filter::poll_once() {
-  for (auto& w : workers_) w->poll_once();
+  for (auto& w : workers_) {
+    w->poll_once();
+    w->collect_rx_drops();
+  }
 }
 
 void Filter::close() {

@@ -82,7 +82,8 @@ class Filter : private SnapshotSource {
                   Action default_action, std::string* error,
                   const std::vector<uint32_t>& new_rule_slots = {});
 
-  // Runs every worker once in the calling thread (tests without threads).
+  // Runs every worker once in the calling thread (tests without threads),
+  // kernel receive drops included.
   void poll_once();
 
   uint64_t generation() const;

@@ -183,6 +183,15 @@ bool AfPacketIo::tx_queue(const VnetHdr& vnet, const uint8_t* frame,
   return true;
 }
 
+uint64_t AfPacketIo::rx_kernel_drops() {
+  // packet(7): PACKET_STATISTICS returns the counts since the last read and
+  // resets them; with TPACKET_V3 the layout is tpacket_stats_v3.
+  tpacket_stats_v3 st{};
+  socklen_t len = sizeof st;
+  if (getsockopt(fd_, SOL_PACKET, PACKET_STATISTICS, &st, &len) != 0) return 0;
+  return st.tp_drops;
+}
+
 size_t AfPacketIo::tx_flush() {
   size_t failed = 0;
   size_t done = 0;

@@ -44,6 +44,7 @@ class AfPacketIo : public PacketIo {
   size_t tx_flush() override;
   size_t tx_pending() const override { return n_tx_; }
   uint32_t mtu() const override { return mtu_; }
+  uint64_t rx_kernel_drops() override;
 
  private:
   AfPacketIo() = default;

@@ -27,6 +27,14 @@ class FakeIo : public PacketIo {
   std::vector<std::vector<uint8_t>> sent;
   std::vector<VnetHdr> sent_vnet;
 
+  // Frames "the kernel" dropped on this interface, reported once by rx_kernel_drops().
+  uint64_t kernel_drops = 0;
+  uint64_t rx_kernel_drops() override {
+    const uint64_t n = kernel_drops;
+    kernel_drops = 0;
+    return n;
+  }
+
   int poll_fd() const override { return -1; }
   size_t rx_batch(RxSink& sink) override {
     batch_.assign(std::make_move_iterator(rx_.begin()), std::make_move_iterator(rx_.end()));

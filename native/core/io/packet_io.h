@@ -47,6 +47,9 @@ class PacketIo {
   virtual size_t tx_pending() const = 0;
   // The interface MTU (IP packet bytes).
   virtual uint32_t mtu() const = 0;
+  // Frames the kernel dropped because the receive ring was full, since the
+  // last call (reading resets the kernel's count).
+  virtual uint64_t rx_kernel_drops() { return 0; }
 };
 
 }  // namespace dne

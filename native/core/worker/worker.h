@@ -52,6 +52,9 @@ class Worker final : private RxSink {
   // Picks up the latest snapshot and processes what is waiting, without
   // blocking; for the thread loop and for single-threaded tests.
   void poll_once();
+  // Adds the frames the kernel dropped on this worker's rings since the last
+  // call to the rx_overflow counters (run() calls it every 100 ms).
+  void collect_rx_drops();
   // Wakes run() from poll() (configuration changed, or stopping).
   void wake();
   // Lets go of the snapshot and all per-SA state (cipher contexts, windows,
