@@ -93,7 +93,7 @@ export class Capture {
   ) {}
 
   async start(): Promise<void> {
-    const p = spawn('ip', ['netns', 'exec', this.ns, 'tcpdump', '-i', this.ifname, '-s', String(this.snaplen), '-U', '-n', '-w', this.file, this.filter], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const p = spawn('ip', ['netns', 'exec', this.ns, 'tcpdump', '--immediate-mode', '-i', this.ifname, '-s', String(this.snaplen), '-U', '-n', '-w', this.file, this.filter], { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = p;
     // tcpdump says "listening on ..." once the socket is open: capture starts there.
     await new Promise<void>((resolve, reject) => {
@@ -120,6 +120,9 @@ export class Capture {
   async stop(): Promise<string> {
     const p = this.proc;
     this.proc = null;
+    // Frames of the last exchange may still be on their way through the
+    // bridge and the capture socket: give them a moment before stopping.
+    await new Promise((r) => setTimeout(r, 300));
     if (p && p.exitCode === null) {
       p.removeAllListeners('exit');
       await new Promise<void>((resolve) => {

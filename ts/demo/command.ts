@@ -1,4 +1,5 @@
 /** `dne demo`: the whole system on real traffic, on this machine (ts/demo/scenario.ts). */
+import * as fs from 'node:fs';
 import { Command } from 'commander';
 import { DneError, ErrorCodes } from '../common/errors';
 import { Demo, POLICY_IDS } from './scenario';
@@ -21,6 +22,8 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
     .option('--base-port <port>', 'first loopback port used (server: base..base+2, agents: base+10, base+11)', positiveInt('--base-port'), 18443)
     .action(async (o: { dir?: string; keep?: boolean; iperfSeconds: number; basePort: number }) => {
       if (process.getuid?.() !== 0) throw new DneError(ErrorCodes.config, 'dne demo needs root (network namespaces, AF_PACKET): run it with sudo');
+      // A fresh deployment every run: an old server directory would hold the previous run's policy and keys.
+      if (o.dir && fs.existsSync(o.dir) && fs.readdirSync(o.dir).length > 0) throw new DneError(ErrorCodes.config, `--dir ${o.dir} is not empty; give a new or empty directory`);
       const demo = new Demo({ ...(o.dir ? { dir: o.dir } : {}), keep: !!o.keep, iperfSeconds: o.iperfSeconds, basePort: o.basePort, log: out });
       let interrupted = false;
       const onSignal = (sig: string) => {

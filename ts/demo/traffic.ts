@@ -65,6 +65,15 @@ export async function ping(from: Workload, addr: string, count: number, interval
   return { sent: m ? Number(m[1]) : 0, received: m ? Number(m[2]) : 0, avgMs: rtt ? Number(rtt[1]) : null };
 }
 
+/** UDP counters of a namespace's kernel (/proc/net/snmp, RFC 4113 udp group names). */
+export function udpCounters(ns: string): Record<string, number> {
+  const lines = nsExec(ns, ['cat', '/proc/net/snmp']).stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  if (lines.length < 2) return {};
+  const names = lines[0]!.split(/\s+/).slice(1);
+  const values = lines[1]!.split(/\s+/).slice(1).map(Number);
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+}
+
 export function startIperfServer(topo: Topology, w: Workload, port = 5201): void {
   topo.spawnIn(w.ns, ['iperf3', '-s', '-p', String(port)]);
 }
@@ -79,10 +88,12 @@ export interface IperfResult {
   retransmits?: number;
 }
 
-export async function iperf(from: Workload, addr: string, o: { seconds: number; udpBitrate?: string; port?: number; length?: number }): Promise<IperfResult> {
+export async function iperf(from: Workload, addr: string, o: { seconds: number; udpBitrate?: string; port?: number; length?: number; window?: string }): Promise<IperfResult> {
   const args = ['iperf3', '-c', addr, '-p', String(o.port ?? 5201), '-t', String(o.seconds), '-J'];
   if (o.udpBitrate) args.push('-u', '-b', o.udpBitrate);
   if (o.length) args.push('-l', String(o.length));
+  // Socket buffers of both ends (iperf3 passes it to the server).
+  if (o.window) args.push('-w', o.window);
   // The server may need a moment after a previous test; retry a busy server.
   for (let attempt = 0; ; attempt++) {
     const r = await run(from.ns, args, (o.seconds + 30) * 1000);
