@@ -49,6 +49,7 @@ import {
   checkAbort,
   children,
   cpuSeconds,
+  threadIds,
   log,
   machine,
   median,
@@ -317,7 +318,7 @@ async function profileEncrypt(o: Options, b: Bench, bridged: boolean): Promise<P
     const r = await rec;
     if (r.status !== 0) throw new Error(`perf record: exit ${r.status}: ${r.stderr.trim().slice(0, 300)}`);
     log(`profile: ${shown(s, METRICS[0]!)} while recording`);
-    return summarizeProfile(file, [...b.filterTids], seconds);
+    return summarizeProfile(file, [...b.filterTids], threadIds(), seconds);
   } finally {
     fs.rmSync(file, { force: true });
     fs.rmSync(`${file}.old`, { force: true });
@@ -486,7 +487,7 @@ function report(o: Options, m: ReturnType<typeof machine>, res: RunResult, sum: 
 
 function profileText(p: ProfileSummary): string[] {
   const out = ['', `# profile of dne ENCRYPT, TCP 1 stream (perf record -a -g, ${p.seconds}s, ${p.samples} samples over both CPUs):`];
-  out.push(`#   CPU by process: ${p.byComm.map((c) => `${c.comm} ${c.percent.toFixed(1)}%`).join(', ')}`);
+  out.push(`#   all CPU time by role: ${p.byRole.map((c) => `${c.role} ${c.percent.toFixed(1)}%`).join(', ')}`);
   out.push(`#   filter worker threads: ${p.filterPercent.toFixed(1)}% of all samples; by stage:`);
   for (const s of p.filterStages) out.push(`#     ${s.percent.toFixed(1).padStart(5)}%  ${s.stage}`);
   out.push('#   hottest symbols in the filter threads:');
