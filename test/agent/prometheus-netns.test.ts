@@ -5,7 +5,10 @@
  * through the agent. Known UDP traffic goes through; a real Prometheus
  * (/usr/bin/prometheus) scrapes both agents' /metrics every second, and
  * PromQL over its HTTP API returns exactly the counts of that traffic.
- * Also acceptance 7 on the real dataplane: no key bytes in what it serves.
+ * Also acceptance 7 on the real dataplane (no key bytes in what it serves)
+ * and the dataplane + syslog part of acceptance 4 (a key past its lifetime,
+ * key manager down: traffic keeps flowing, socat on a unix datagram socket
+ * receives the RFC 5424 message, Prometheus sees the metric).
  *
  * Root only (network namespaces, AF_PACKET); CI runs as root.
  */
@@ -40,6 +43,10 @@ let promUrl: string;
 const agents: Array<{ agent: Agent; api: AgentApi; dp: Dataplane; port: number }> = [];
 const keys = new FakeKeySource(1);
 const logLines: string[][] = [];
+let syslogRx: ChildProcess | null = null;
+let syslogText = '';
+let syslogSock: string;
+let rev: ReturnType<typeof revision>;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -103,7 +110,12 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dne-agent-prom-'));
   topo = new Topology([1, 1]);
   const [w1, w2] = topo.workloads as [Workload, Workload];
-  const rev = revision({
+  // A real syslog listener on a unix datagram socket, as /dev/log is.
+  syslogSock = path.join(dir, 'log.sock');
+  syslogRx = spawn('socat', ['-u', `UNIX-RECV:${syslogSock}`, 'STDOUT'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  syslogRx.stdout!.on('data', (d: Buffer) => (syslogText += d.toString()));
+  expect(await waitFor(() => fs.existsSync(syslogSock), 5000)).toBe(true);
+  rev = revision({
     workloads: [policyWorkload(w1), policyWorkload(w2)],
     key_policies: [keyPolicy('kp-enc', { is_default: true })],
     sections: [
@@ -123,7 +135,7 @@ beforeAll(async () => {
         controller: 'https://127.0.0.1:1',
         manager: 'https://127.0.0.1:1',
         tls: { cert: 'x', key: 'x', ca: 'x' },
-        syslog: { target: 'off' },
+        syslog: { target: `unix:${syslogSock}` },
         workloads: [{ id: w.name, vnics: [{ id: w.name, mac: w.mac, ipv4: [w.ipv4], ipv6: [w.ipv6], workload_if: w.workloadIf, network_if: w.networkIf, netns: w.host.ns }] }],
       },
       dir,
@@ -172,6 +184,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  if (syslogRx?.pid && syslogRx.exitCode === null) process.kill(syslogRx.pid, 'SIGTERM');
   if (prom?.pid && prom.exitCode === null) {
     process.kill(prom.pid, 'SIGTERM');
     await new Promise<void>((r) => (prom!.exitCode !== null ? r() : prom!.once('exit', () => r())));
@@ -234,4 +247,46 @@ test('acceptance 7 on the real dataplane: metrics, endpoint answers and logs hol
   const k = keys.keyBytes.get(K1)!;
   for (const b of [k.key, k.salt]) for (const enc of ['hex', 'base64', 'base64url'] as const) expect(all).not.toContain(b.toString(enc).replace(/=+$/, '').toLowerCase());
   expect(all).toContain(K1); // the KeyID is shown; the key is not
+});
+
+test('acceptance 4 (dataplane and syslog part): key past its lifetime with the key manager down keeps carrying traffic; syslog and the metric say so', async () => {
+  const [w1, w2] = topo.workloads as [Workload, Workload];
+  const h1 = `127.0.0.1:${agents[0]!.port}`;
+  const h2 = `127.0.0.1:${agents[1]!.port}`;
+  // A short lifetime: the same key, now expiring in 2 s (a new version of each host's config).
+  const notAfter = new Date(Date.now() + 2000).toISOString();
+  const configs = translate(rev, [{ keyPolicyId: 'kp-enc', keys: [{ keyId: K1, spiGcm: SPI_K1, spiGmac: SPI_K1 + 1, state: 'active', notBefore: '2026-01-01T00:00:00Z', notAfter }] }]);
+  for (const a of agents) await a.agent.handleResponse(response(2, configs.get(a.agent.cfg.hostId)!));
+  keys.unreachable = true; // the key manager is gone: nothing can replace the key
+  await new Promise((r) => setTimeout(r, 2500));
+  const sealedBefore = agents[0]!.dp.saStats(SPI_K1)!.sealedPackets;
+
+  const rx = topo.spawnIn(w2.ns, ['socat', '-u', 'UDP4-RECV:5300', 'STDOUT']);
+  let received = '';
+  rx.stdout!.on('data', (d: Buffer) => (received += d.toString()));
+  expect(await waitFor(() => nsExec(w2.ns, ['ss', '-Hnul', 'sport = :5300']).stdout.includes('5300'), 5000, 100)).toBe(true);
+  const send = `import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(20):\n  s.sendto(b'dne-expired-%03d;' % i, ('${w2.ipv4}', 5300))\n  time.sleep(0.002)\n`;
+  expect(nsExec(w1.ns, ['/usr/bin/python3', '-c', send]).status).toBe(0);
+  expect(await waitFor(() => (received.match(/dne-expired-\d{3};/g) ?? []).length === 20, 10000)).toBe(true);
+  topo.kill(rx.pid);
+  // Still encrypted with the expired key: the SA sealed every one of them.
+  expect(agents[0]!.dp.saStats(SPI_K1)!.sealedPackets - sealedBefore).toBe(20n);
+
+  for (const a of agents) {
+    await a.agent.checkKeys();
+    await a.agent.syslog.flush();
+  }
+  expect(await waitFor(() => (syslogText.match(/ key-expired-in-use /g) ?? []).length >= 2, 5000)).toBe(true);
+  const line = syslogText.split('\n').find((l) => l.includes(' key-expired-in-use '))!;
+  expect(line).toMatch(/^<84>1 \S+ \S+ dne-agent \d+ key-expired-in-use \[dne@32473 [^\]]*key_policy="kp-enc"/);
+  expect(line).toContain(`key ${K1} of key policy kp-enc (SPI ${SPI_K1}) expired at ${notAfter} and is still in use`);
+  // Prometheus sees it too.
+  let seen: Record<string, number> = {};
+  for (let i = 0; i < 50; i++) {
+    seen = await promQuery('dne_key_expired_in_use{key_policy="kp-enc"}');
+    if (seen[h1] === 1 && seen[h2] === 1) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(seen).toEqual({ [h1]: 1, [h2]: 1 });
+  keys.unreachable = false;
 });
