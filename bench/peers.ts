@@ -213,6 +213,7 @@ async function runAll(o: Options, b: Bench, workDir: string): Promise<RunResult>
 
   b.addPlainBridges();
   let bridged = true;
+  let offloadsOff = false;
   const peers = new Peers(b.topo, w1, w2, workDir);
   for (const v of variants.filter((x) => x.kind === 'peer')) {
     checkAbort();
@@ -249,10 +250,16 @@ async function runAll(o: Options, b: Bench, workDir: string): Promise<RunResult>
         b.addPlainBridges();
         bridged = true;
       }
-      if (v.id === 'veth-nooffload') b.offloadsOff(rep === 1);
-      if (v.kind === 'peer' || v.kind === 'dne') b.restoreOffloads();
-      if (v.kind === 'dne' && bridged) {
+      // Offloads are off only for veth-nooffload: every other variant runs
+      // with the veths as the topology made them.
+      if (v.id === 'veth-nooffload') {
+        b.offloadsOff(rep === 1);
+        offloadsOff = true;
+      } else if (offloadsOff) {
         b.restoreOffloads();
+        offloadsOff = false;
+      }
+      if (v.kind === 'dne' && bridged) {
         b.removePlainBridges();
         b.startFilters();
         bridged = false;
