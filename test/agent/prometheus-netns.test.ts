@@ -8,7 +8,9 @@
  * Also acceptance 7 on the real dataplane (no key bytes in what it serves)
  * and the dataplane + syslog part of acceptance 4 (a key past its lifetime,
  * key manager down: traffic keeps flowing, socat on a unix datagram socket
- * receives the RFC 5424 message, Prometheus sees the metric).
+ * receives the RFC 5424 message, Prometheus sees the metric), and the
+ * sender-ID renewal path on the real filter (captured IVs carry only the
+ * fresh sender ID).
  *
  * Root only (network namespaces, AF_PACKET); CI runs as root.
  */
@@ -30,7 +32,8 @@ import { loadAddon } from '../../ts/native/loader';
 import { keyPolicy, ref, revision, rule, section } from '../controller/model-builders';
 import { nsExec, Topology, waitFor, Workload } from '../integration/netns';
 import { FakeKeySource, memoryLogger } from './fakes';
-import { K1, response } from './helpers';
+import { K1, K2, response } from './helpers';
+import { Capture, senderIdOf, summarizeCapture } from '../../ts/demo/capture';
 
 jest.setTimeout(120000);
 
@@ -289,4 +292,53 @@ test('acceptance 4 (dataplane and syslog part): key past its lifetime with the k
   }
   expect(seen).toEqual({ [h1]: 1, [h2]: 1 });
   keys.unreachable = false;
+});
+
+test('sender-ID renewal on the real filter: at low water the SA is re-installed with fresh sender IDs; the wire carries only the new ones; the peer keeps opening', async () => {
+  const [w1, w2] = topo.workloads as [Workload, Workload];
+  const SPI_K2 = 0x2200;
+  // A low-water mark above the whole counter space: every sender of a new SA is "low" at once.
+  for (const a of agents) a.agent.cfg.filter.senderLowWater = 2 ** 41;
+  const configs = translate(rev, [
+    {
+      keyPolicyId: 'kp-enc',
+      keys: [
+        { keyId: K1, spiGcm: SPI_K1, spiGmac: SPI_K1 + 1, state: 'retiring', notBefore: '2026-01-01T00:00:00Z', notAfter: '2099-01-01T00:00:00Z' },
+        { keyId: K2, spiGcm: SPI_K2, spiGmac: SPI_K2 + 1, state: 'active', notBefore: '2026-01-01T00:00:00Z', notAfter: '2099-01-01T00:00:00Z' },
+      ],
+    },
+  ]);
+  for (const a of agents) await a.agent.handleResponse(response(3, configs.get(a.agent.cfg.hostId)!));
+  const a = agents[0]!;
+  const rx = topo.spawnIn(w2.ns, ['socat', '-u', 'UDP4-RECV:5300', 'STDOUT']);
+  let received = '';
+  rx.stdout!.on('data', (d: Buffer) => (received += d.toString()));
+  expect(await waitFor(() => nsExec(w2.ns, ['ss', '-Hnul', 'sport = :5300']).stdout.includes('5300'), 5000, 100)).toBe(true);
+  const send = (tag: string, n: number) =>
+    nsExec(w1.ns, ['/usr/bin/python3', '-c', `import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(${n}):\n  s.sendto(b'${tag}-%03d;' % i, ('${w2.ipv4}', 5300))\n  time.sleep(0.002)\n`]).status;
+  const count = (tag: string) => (received.match(new RegExp(`${tag}-\\d{3};`, 'g')) ?? []).length;
+
+  // The filter flags a low sender when it seals with it.
+  expect(send('dne-before', 5)).toBe(0);
+  expect(await waitFor(() => count('dne-before') === 5, 10000)).toBe(true);
+  expect(a.dp.saStats(SPI_K2)!.sendersLow).toBe(1n);
+  const oldIds = [...a.agent.state.sas.get(SPI_K2)!.senderIds];
+
+  await a.agent.checkKeys();
+  const sa = a.agent.state.sas.get(SPI_K2)!;
+  expect(sa.senderRenewals).toBe(1);
+  expect(sa.senderIds.some((id) => oldIds.includes(id))).toBe(false);
+  expect(keys.issuedSenderIds.filter((id) => id === sa.senderIds[0])).toHaveLength(1); // never handed out before
+  expect(a.agent.syslog.stats.sent['sender-ids-renewed']).toBe(1);
+
+  const cap = new Capture(w1.host.ns, 'ul', path.join(dir, 'renewal.pcap'), 'esp', 128);
+  await cap.start();
+  const openedBefore = agents[1]!.dp.saStats(SPI_K2)!.openedPackets;
+  expect(send('dne-renew', 20)).toBe(0);
+  expect(await waitFor(() => count('dne-renew') === 20, 10000)).toBe(true);
+  topo.kill(rx.pid);
+  const esp = summarizeCapture(await cap.stop()).esp.filter((r) => r.spi === SPI_K2 && r.src === w1.ipv4);
+  expect(esp.length).toBe(20);
+  expect([...new Set(esp.map((r) => senderIdOf(r.iv, 24)))]).toEqual(sa.senderIds);
+  expect(agents[1]!.dp.saStats(SPI_K2)!.openedPackets - openedBefore).toBe(20n);
 });
