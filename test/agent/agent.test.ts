@@ -244,3 +244,17 @@ test('retry backoff: exponential with full jitter, within [min, max]', () => {
   expect(seen.size).toBeGreaterThan(10); // jittered: a fleet does not retry in lockstep
   for (const d of seen) expect(d >= 500 && d <= 30000).toBe(true);
 });
+
+test('reload (SIGHUP): a port whose interface changed in the YAML is reopened at once with the same table; another hostId is refused', async () => {
+  const { agent, dp } = makeAgent();
+  await agent.handleResponse(response(1, hostConfig([[K1, 'active']])));
+  dp.ops.length = 0;
+  const next = agentConfig();
+  next.workloads[0]!.vnics[0]!.network_if = 'veth-vm1b';
+  await agent.reloadWorkloads(next);
+  expect(opsOf(dp.ops)).toEqual(['removePort', 'addPort', 'setTables']);
+  expect(dp.ports.get('vm1-nic0')!.networkIf).toBe('veth-vm1b');
+  expect(dp.sas.size).toBe(1); // keys untouched
+  expect(agent.inventory().workloads[0]!.vnics[0]!.network_if).toBe('veth-vm1b');
+  await expect(agent.reloadWorkloads(agentConfig({ hostId: 'h9' }))).rejects.toThrow(/hostId changed/);
+});

@@ -372,6 +372,26 @@ export class Agent {
     }
   }
 
+  /**
+   * SIGHUP: the operator changed the host's workloads (or display name) in
+   * the YAML. The manager gets the new inventory, and the config in the
+   * dataplane is re-applied so a port whose interfaces changed is reopened
+   * at once. Other settings need a restart; a different hostId is refused.
+   */
+  reloadWorkloads(next: AgentConfig): Promise<void> {
+    if (next.hostId !== this.cfg.hostId) return Promise.reject(new Error(`hostId changed from ${this.cfg.hostId} to ${next.hostId}: restart the agent for that`));
+    return this.serial(async () => {
+      this.cfg.workloads = next.workloads;
+      this.cfg.displayName = next.displayName;
+      this.localVnics.clear();
+      for (const w of next.workloads) for (const v of w.vnics) this.localVnics.set(v.id, v);
+      if (this.state.config) await this.applyConfig(this.state.config, this.version, this.revision);
+      this.inventorySent = false;
+    }).then(async () => {
+      if (this.deps.manager) await this.sendInventory();
+    });
+  }
+
   ruleNames(): Map<number, string> {
     return new Map((this.state.config?.rules ?? []).map((r) => [r.ruleId, r.id]));
   }

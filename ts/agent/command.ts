@@ -22,6 +22,20 @@ export function registerAgentCommand(program: Command): void {
       const log = createLogger('agent', config.logLevel as LogLevel);
       const running = await startAgent(config, { logger: log });
       closeOnSignals(running, log);
+      // SIGHUP re-reads the file for the host's workloads (docs/agent.md "Reload").
+      process.on('SIGHUP', () => {
+        let next;
+        try {
+          next = loadAgentConfig(flags);
+        } catch (err) {
+          log.error({ err: (err as Error).message }, 'reload refused: the config file is invalid; the running config is kept');
+          return;
+        }
+        running.agent
+          .reloadWorkloads(next)
+          .then(() => log.info({ workloads: next.workloads.length }, 'workloads reloaded'))
+          .catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
+      });
     });
   registerCtlCommand(program);
 }
