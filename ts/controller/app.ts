@@ -93,10 +93,13 @@ export async function buildControllerApp(opts: ControllerAppOptions) {
     logger.warn({ remoteAddress: socket.remoteAddress, reason: err.code ?? err.message }, 'TLS handshake refused');
   });
 
+  // An agent's keep-alive connection carries a poll every few seconds: parse its certificate once per connection.
+  const peerIds = new WeakMap<TLSSocket, ReturnType<typeof identityFromCertificate>>();
   app.addHook('onRequest', async (req) => {
     const sock = req.raw.socket as TLSSocket;
     if (!sock.encrypted || !sock.authorized) throw httpError('unauthenticated', 'client certificate not verified');
-    const id = identityFromCertificate(sock.getPeerX509Certificate());
+    let id = peerIds.get(sock);
+    if (!id) peerIds.set(sock, (id = identityFromCertificate(sock.getPeerX509Certificate())));
     if (!id.ok) throw httpError('forbidden', `client certificate refused: ${id.reason}`);
     req.dnePeer = id.identity;
   });

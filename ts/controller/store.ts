@@ -244,14 +244,27 @@ export class ControllerStore {
     );
   }
 
-  /** Many acknowledgements in one transaction (one fsync for a burst of agents). */
+  /**
+   * Many acknowledgements in one transaction, committed without an fsync
+   * (synchronous=NORMAL for this transaction only): in WAL mode the commit
+   * survives a crash of the controller process, and only an OS crash or
+   * power loss can lose the last acks. Losing an ack can only delay a
+   * rollover (the barrier waits for that host again, or for the timeout),
+   * never activate a key early; an fsync per burst of acks, on the event
+   * loop, delayed every other agent's config by as much.
+   */
   saveAcks(acks: AckRecord[]): void {
     const st = this.db.prepare(
       'INSERT INTO acks (host_id, version, key_ids, at) VALUES (?, ?, ?, ?) ON CONFLICT (host_id) DO UPDATE SET version = excluded.version, key_ids = excluded.key_ids, at = excluded.at',
     );
-    this.tx(() => {
-      for (const a of acks) st.run(a.hostId, a.version, JSON.stringify(a.keyIds), a.at);
-    });
+    this.db.pragma('synchronous = NORMAL');
+    try {
+      this.tx(() => {
+        for (const a of acks) st.run(a.hostId, a.version, JSON.stringify(a.keyIds), a.at);
+      });
+    } finally {
+      this.db.pragma('synchronous = FULL');
+    }
   }
 
   hostVersions(): HostVersionRecord[] {
