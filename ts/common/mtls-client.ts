@@ -92,7 +92,12 @@ export class MtlsClient {
           });
           res.on('end', () => {
             const status = res.statusCode ?? 0;
-            const text = Buffer.concat(chunks).toString('utf8');
+            const raw = Buffer.concat(chunks);
+            const text = raw.toString('utf8');
+            // A key release answer holds key bytes: do not leave them in
+            // Buffers waiting for the GC (the string cannot be wiped).
+            raw.fill(0);
+            for (const c of chunks) c.fill(0);
             let body: unknown = undefined;
             if (text.length > 0) {
               try {

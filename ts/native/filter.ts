@@ -254,8 +254,12 @@ export class Filter {
     if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw badArgument('workers must be an integer from 1 to 64');
     const def = opts.defaultAction ?? 'allow';
     if (def !== 'allow' && def !== 'drop') throw badArgument('defaultAction must be "allow" or "drop"');
-    const blockSize = opts.blockSize ?? 1 << 20;
-    const blockCount = opts.blockCount ?? 16;
+    // Many mid-sized blocks rather than a few large ones: at low packet rates
+    // the kernel retires a block after retireMs with only a few frames in
+    // it, so the number of blocks, not their size, is what absorbs a worker
+    // that was not scheduled for a while (16 MiB either way).
+    const blockSize = opts.blockSize ?? 256 * 1024;
+    const blockCount = opts.blockCount ?? 64;
     const retireMs = opts.retireMs ?? 1;
     if (!Number.isInteger(blockSize) || blockSize < 69632 || blockSize % 4096 !== 0) {
       throw badArgument('blockSize must be a multiple of 4096, at least 69632 (a 64 KiB GSO frame must fit)');

@@ -26,6 +26,7 @@ import { DEFAULT_PORTS } from '../common/contracts';
 import { DneError, ErrorCodes } from '../common/errors';
 import { initCa, issueCertificate } from '../common/pki';
 import { generateMasterKeyFile } from '../keymanager/master-key';
+import { packageRoot } from '../native/loader';
 
 export const COMPONENTS = ['keymanager', 'manager', 'controller'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -122,8 +123,17 @@ export function componentArgs(L: ServerLayout, c: Component, o: ServerOptions = 
   }
 }
 
+/** The built CLI (tsc output), also when this module runs from TypeScript sources (tests). */
 export function cliPath(): string {
-  return path.resolve(__dirname, '..', 'cli', 'main.js');
+  return path.join(packageRoot(), 'dist', 'ts', 'cli', 'main.js');
+}
+
+function logTail(file: string, lines = 10): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
 }
 
 /** Resolves when something accepts TCP connections on host:port, rejects after `timeoutMs` or when `alive()` turns false. */
@@ -175,7 +185,10 @@ export class Server {
       const ch: Child = { component: c, proc: null, restarts: 0, backoffMs: 1000 };
       this.children.set(c, ch);
       this.spawnChild(ch);
-      await waitForPort(this.layout.host === '0.0.0.0' ? '127.0.0.1' : this.layout.host, this.layout.ports[c], 30_000, () => ch.proc !== null && ch.proc.exitCode === null && ch.proc.signalCode === null);
+      const log = path.join(this.layout.logDir, `${c}.log`);
+      await waitForPort(this.layout.host === '0.0.0.0' ? '127.0.0.1' : this.layout.host, this.layout.ports[c], 30_000, () => ch.proc !== null && ch.proc.exitCode === null && ch.proc.signalCode === null).catch((err: Error) => {
+        throw new DneError(ErrorCodes.internal, `${c} did not start: ${err.message}; last lines of ${log}:\n${logTail(log)}`);
+      });
       this.log(`${c.padEnd(10)} ${this.layout.urls[c]}  pid ${ch.proc?.pid}  log ${path.join(this.layout.logDir, c + '.log')}`);
     }
     this.writeState();

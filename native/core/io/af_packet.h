@@ -24,8 +24,11 @@ namespace dne {
 struct AfPacketOptions {
   std::string ifname;
   std::string netns;  // path such as /run/netns/NAME; empty: current
-  uint32_t block_size = 1 << 20;   // holds a 64 KiB GSO frame many times
-  uint32_t block_count = 16;
+  // 64 x 256 KiB: a block holds a 64 KiB GSO frame a few times, and at low
+  // rates (blocks retired after retire_ms, nearly empty) 64 of them ride out
+  // a worker that was descheduled for tens of milliseconds.
+  uint32_t block_size = 256 * 1024;
+  uint32_t block_count = 64;
   uint32_t retire_ms = 1;          // partially filled blocks are handed over after this
 };
 
