@@ -174,6 +174,13 @@ export class ControllerService {
     return this.cursor;
   }
   private lastError: string | null = null;
+  /**
+   * Hosts first seen in a revision count as last seen at start: up for one
+   * liveness window after a (re)start, so a controller that lost or never had
+   * state does not activate keys before running agents reconnect; a host
+   * added later that never polls is down at once and holds up nothing.
+   */
+  private startedAt = 0;
   private readonly feedWait: number;
 
   constructor(private readonly opts: ControllerServiceOptions) {
@@ -200,6 +207,7 @@ export class ControllerService {
    */
   async start(): Promise<void> {
     const now = this.clock.now();
+    this.startedAt = now;
     this.cursor = this.store.feedCursor();
     this.revision = this.store.revision();
     this.keys = this.store.keys();
@@ -633,7 +641,7 @@ export class ControllerService {
   private host(id: string): HostState {
     let h = this.hosts.get(id);
     if (!h) {
-      h = { id, versions: [], heldBytes: 0, latest: 0, revision: 0, hash: '', keyIds: [], lastSeen: this.clock.now(), polling: 0, ack: null, waiters: new Set() };
+      h = { id, versions: [], heldBytes: 0, latest: 0, revision: 0, hash: '', keyIds: [], lastSeen: this.startedAt, polling: 0, ack: null, waiters: new Set() };
       this.hosts.set(id, h);
     }
     return h;
