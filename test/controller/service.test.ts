@@ -359,3 +359,23 @@ describe('restart (acceptance 5)', () => {
   });
 });
 
+
+describe('hosts that are down', () => {
+  test('a host that never polls holds up no rollover once the start-up grace has passed; it is recorded and counted', async () => {
+    // A seventh host joins the group but its agent never connects.
+    const rev = fleetRevision(N + 1, ++revNo, { small: SMALL, rekeyMargin: MARGIN, smallPolicy: { rekey_frequency: 0, lifetime: 3600 } });
+    await publish({ type: 'revision', revision: rev });
+    await settled();
+    const ghost = hostName(N);
+    clock.advance(90); // livenessSeconds: the grace after the restart above is over
+    await ctl.service.tick();
+    expect(ctl.service.status().hosts.find((h) => h.id === ghost)).toMatchObject({ up: false, polling: false, version: 1 });
+    await publish({ type: 'rotate', key_policy_id: 'kp-enc', requested_by: 'dne://admin/ops' });
+    const next = keysOf('kp-enc').find((k) => k.phase === 'receive')!;
+    await until(() => keysOf('kp-enc').find((k) => k.keyId === next.keyId)!.phase === 'active', 'activation without the host that is down');
+    expect(keysOf('kp-enc').find((k) => k.keyId === next.keyId)).toMatchObject({ activatedBy: 'acks', timedOutHosts: [ghost] });
+    expect(ctl.service.status().counters.hosts_down_skipped).toBe(1);
+    expect(logLines.some((l) => l.includes('hosts that are down did not acknowledge') && l.includes(ghost))).toBe(true);
+    await settled();
+  });
+});

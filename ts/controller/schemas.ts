@@ -92,6 +92,7 @@ export const StatusResponse = Type.Object({
     revocations: Type.Integer(),
     ack_timeouts: Type.Integer(),
     hosts_timed_out: Type.Integer(),
+    hosts_down_skipped: Type.Integer(),
   }),
   last_error: Nullable(Type.String()),
   key_policies: Type.Array(

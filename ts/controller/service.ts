@@ -497,7 +497,7 @@ export class ControllerService {
    * DESIGN §5 activation: `key` becomes the senders' key; the policy's
    * previous active key turns receive-only until the rekey margin has passed.
    */
-  private activate(key: KeyRecord, by: 'acks' | 'timeout', timedOut: string[]): void {
+  private activate(key: KeyRecord, by: 'acks' | 'timeout', timedOut: string[], downSkipped = 0): void {
     const now = this.clock.now();
     const margin = (this.revision?.config.rekey_margin ?? 0) * 1000;
     const old = this.keysOf(key.policyId, 'active');
@@ -518,6 +518,7 @@ export class ControllerService {
         this.store.addCounter('ack_timeouts', 1);
         this.store.addCounter('hosts_timed_out', timedOut.length);
       }
+      if (downSkipped > 0) this.store.addCounter('hosts_down_skipped', downSkipped);
     });
   }
 
@@ -606,7 +607,7 @@ export class ControllerService {
         if (b.down.length > 0) {
           this.log.warn({ keyPolicy: k.policyId, keyId: k.keyId, down: b.down.map((h) => h.id) }, 'hosts that are down did not acknowledge the key; activating without them');
         }
-        this.activate(k, 'acks', b.down.map((h) => h.id));
+        this.activate(k, 'acks', b.down.map((h) => h.id), b.down.length);
         this.log.info({ keyPolicy: k.policyId, keyId: k.keyId, acked: b.acked.length, waitedMs: now - k.phaseSince }, 'key active: every host that needs it has it');
         changed = true;
       } else if (now - k.phaseSince >= this.s.ackTimeoutSeconds * 1000) {
@@ -821,6 +822,7 @@ export class ControllerService {
         revocations: this.store.counter('revocations'),
         ack_timeouts: this.store.counter('ack_timeouts'),
         hosts_timed_out: this.store.counter('hosts_timed_out'),
+        hosts_down_skipped: this.store.counter('hosts_down_skipped'),
       },
       last_error: this.lastError,
       key_policies: [...ids].sort().map((id) => {
