@@ -58,8 +58,12 @@ export async function startController(c: ControllerConfig, logger?: Logger): Pro
   let app: ControllerApp;
   try {
     await service.start();
-    app = await buildControllerApp({ tls, service, logger: log, bodyLimit: c.bodyLimitBytes });
-    app.addHook('onClose', async () => store.close());
+    app = await buildControllerApp({ tls, service, logger: log, bodyLimit: c.bodyLimitBytes, ownService: false });
+    // The service first (it commits pending acks), then its database.
+    app.addHook('onClose', async () => {
+      await service.close();
+      store.close();
+    });
     await app.listen({ host: c.listen.host, port: c.listen.port });
   } catch (err) {
     await service.close();
