@@ -98,13 +98,15 @@ struct Host {
     std::string err;
     EXPECT_TRUE(filter.add_port(port, wl, nw, &err)) << err;
   }
-  void install(uint32_t spi, EspMode mode, uint32_t sender, uint32_t key_policy = kKeyPolicy) {
+  void install(uint32_t spi, EspMode mode, uint32_t sender, uint32_t key_policy = kKeyPolicy,
+               uint64_t low_water = 0) {
     SaInstall s;
     s.params.spi = spi;
     s.params.mode = mode;
     s.keymat = pattern(20, static_cast<uint8_t>(spi));
     s.key_policy = key_policy;
     s.sender_ids = {sender};
+    s.low_water = low_water;
     ASSERT_EQ(filter.install_sa(s), Status::kOk);
   }
   // One rule: this workload (local) <-> remote prefix, with the action.
@@ -500,6 +502,149 @@ TEST(Filter, BadControlCallsChangeNothing) {
   EXPECT_TRUE(std::all_of(s.keymat.begin(), s.keymat.end(), [](uint8_t b) { return b == 0; }));
   EXPECT_EQ(h.filter.remove_sa(0x5000), Status::kUnknownSpi);
   EXPECT_EQ(h.filter.generation(), gen);
+}
+
+// ---- sender-ID renewal in place (Filter::replace_senders) --------------
+
+// The IV of a sealed IPv4 frame split into (sender ID, counter), 24-bit IDs.
+std::pair<uint32_t, uint64_t> iv_of(const Bytes& wire) {
+  uint32_t id;
+  uint64_t counter;
+  split_iv(load_be64(&wire[14 + 20 + 8]), 24, &id, &counter);
+  return {id, counter};
+}
+
+uint64_t sa_counter(Filter& f, uint32_t spi, uint32_t i) {
+  uint64_t c[kSaCounterCount];
+  EXPECT_TRUE(f.read_sa(spi, c));
+  return c[i];
+}
+
+// DESIGN §3 renewal: a sender near the end of its counter space gets fresh
+// sender IDs while the SA stays installed. The wire switches to the new ID
+// from counter 1, the peer opens it, nothing of the SPI is dropped, and the
+// receive side's replay windows survive (remove + install reset them).
+TEST(Filter, ReplacedSendersSealWithTheNewIdWhileReplayStateAndCountersStay) {
+  Pair p;
+  // Low water above the whole 40-bit counter space: A's sender is "low" at
+  // its first seal, as one near exhaustion would be.
+  p.a.install(kSpiGcm, EspMode::kGcm, 1, kKeyPolicy, uint64_t{1} << 41);
+  p.b.install(kSpiGcm, EspMode::kGcm, 2);
+  p.a.rules("w1", "10.1.0.0/16", "10.2.0.0/16", Action::kEncrypt, kSpiGcm, Role::kSource);
+  p.b.rules("w2", "10.2.0.0/16", "10.1.0.0/16", Action::kEncrypt, kSpiGcm, Role::kDestination);
+
+  std::vector<Bytes> before;
+  for (int i = 0; i < 3; ++i) {
+    auto w = p.send(udp4_frame(pattern(30, i)));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(iv_of(w[0]), (std::pair<uint32_t, uint64_t>{1, i + 1u}));
+    before.push_back(w[0]);
+  }
+  ASSERT_EQ(p.deliver(before).size(), 3u);
+  EXPECT_EQ(sa_counter(p.a.filter, kSpiGcm, kSaSenderLow), 1u);
+
+  // The receiver's own senders are renewed: its windows are untouched, so a
+  // packet it already accepted is still a replay.
+  const uint64_t gen_b = p.b.filter.generation();
+  ASSERT_EQ(p.b.filter.replace_senders(kSpiGcm, {20}), SenderUpdate::kOk);
+  EXPECT_GT(p.b.filter.generation(), gen_b);
+  EXPECT_TRUE(p.deliver({before[1]}).empty());
+  EXPECT_EQ(p.b.drops(Status::kReplay), 1u);
+
+  // The sender's IDs are renewed between two packets.
+  const uint64_t sealed = sa_counter(p.a.filter, kSpiGcm, kSaSealedPackets);
+  ASSERT_EQ(p.a.filter.replace_senders(kSpiGcm, {10}), SenderUpdate::kOk);
+  p.a.filter.poll_once();  // the worker syncs between bursts
+  EXPECT_EQ(sa_counter(p.a.filter, kSpiGcm, kSaSenderLow), 0u);
+  std::vector<Bytes> after;
+  for (int i = 0; i < 3; ++i) {
+    auto w = p.send(udp4_frame(pattern(30, 10 + i)));
+    ASSERT_EQ(w.size(), 1u);
+    EXPECT_EQ(load_be32(&w[0][14 + 20]), kSpiGcm);
+    EXPECT_EQ(iv_of(w[0]), (std::pair<uint32_t, uint64_t>{10, i + 1u}));
+    after.push_back(w[0]);
+  }
+  // Counters go on across the renewal (same slot, no epoch bump); the new
+  // sender is flagged when it is low in turn.
+  EXPECT_EQ(sa_counter(p.a.filter, kSpiGcm, kSaSealedPackets), sealed + 3);
+  EXPECT_EQ(sa_counter(p.a.filter, kSpiGcm, kSaSenderLow), 1u);
+  EXPECT_EQ(p.a.drops(Status::kNoSa), 0u);
+
+  // The peer opens the new sender's packets (a new window for ID 10), and
+  // still refuses the old sender's packets once seen.
+  const auto got = p.deliver(after);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[2], udp4_frame(pattern(30, 12)));
+  EXPECT_TRUE(p.deliver({before[0], after[0]}).empty());
+  EXPECT_EQ(p.b.drops(Status::kReplay), 3u);
+  EXPECT_EQ(sa_counter(p.b.filter, kSpiGcm, kSaOpenedPackets), 6u);
+  EXPECT_EQ(p.b.drops(Status::kIcvFailure) + p.b.drops(Status::kUnknownSpi), 0u);
+
+  // Removing the SA forgets it; a later install starts a new record.
+  EXPECT_EQ(p.a.filter.remove_sa(kSpiGcm), Status::kOk);
+  EXPECT_EQ(p.a.filter.replace_senders(kSpiGcm, {11}), SenderUpdate::kUnknownSpi);
+}
+
+// Refusals are precise and change nothing: same generation, and the worker
+// keeps sealing with its current sender and counter.
+TEST(Filter, BadSenderReplacementsAreRefusedAndChangeNothing) {
+  FilterOptions o;
+  o.workers = 2;
+  Filter f(o);
+  auto wl = std::make_shared<FakeIo>(), nw = std::make_shared<FakeIo>();
+  std::string err;
+  ASSERT_TRUE(f.add_port("w1", wl, nw, &err)) << err;  // worker 0's port
+  SaInstall s;
+  s.params.spi = kSpiGcm;
+  s.params.sender_id_bits = 16;
+  s.keymat = pattern(20, 3);
+  s.key_policy = kKeyPolicy;
+  s.sender_ids = {1, 2};
+  ASSERT_EQ(f.install_sa(s), Status::kOk);
+  auto t = std::make_shared<PortTable>();
+  CompiledRule r;
+  r.rule_id = 1;
+  r.action = Action::kEncrypt;
+  r.key_policy = kKeyPolicy;
+  r.tx_spi = kSpiGcm;
+  t->rules.push_back(r);
+  ASSERT_TRUE(f.set_tables({{"w1", t}}, Action::kAllow, &err)) << err;
+  auto seal = [&]() -> std::pair<uint32_t, uint64_t> {
+    const Bytes frame = udp4_frame(pattern(20));
+    wl->inject(frame.data(), frame.size());
+    f.poll_once();
+    EXPECT_EQ(nw->sent.size(), 1u);
+    if (nw->sent.empty()) return {0, 0};
+    uint32_t id;
+    uint64_t counter;
+    split_iv(load_be64(&nw->sent[0][14 + 20 + 8]), 16, &id, &counter);
+    nw->sent.clear();
+    return {id, counter};
+  };
+  EXPECT_EQ(seal(), (std::pair<uint32_t, uint64_t>{1, 1}));
+
+  const uint64_t gen = f.generation();
+  using V = std::vector<uint32_t>;
+  EXPECT_EQ(f.replace_senders(0x9999, {3, 4}), SenderUpdate::kUnknownSpi);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, V{}), SenderUpdate::kWrongCount);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {3}), SenderUpdate::kWrongCount);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {3, 4, 5}), SenderUpdate::kWrongCount);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {3, 0x10000}), SenderUpdate::kTooWide);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {3, 3}), SenderUpdate::kDuplicate);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {3, 1}), SenderUpdate::kReused);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {2, 4}), SenderUpdate::kReused);
+  EXPECT_EQ(f.generation(), gen);
+  EXPECT_EQ(seal(), (std::pair<uint32_t, uint64_t>{1, 2}));
+
+  // A good set lands; from then on its IDs are used too.
+  ASSERT_EQ(f.replace_senders(kSpiGcm, {3, 4}), SenderUpdate::kOk);
+  EXPECT_EQ(f.generation(), gen + 1);
+  EXPECT_EQ(seal(), (std::pair<uint32_t, uint64_t>{3, 1}));
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {5, 4}), SenderUpdate::kReused);
+  EXPECT_EQ(f.replace_senders(kSpiGcm, {1, 5}), SenderUpdate::kReused);  // the first set too
+  EXPECT_EQ(f.generation(), gen + 1);
+  EXPECT_EQ(seal(), (std::pair<uint32_t, uint64_t>{3, 2}));
+  EXPECT_STREQ(sender_update_name(SenderUpdate::kReused), "reused");
 }
 
 TEST(Filter, WorkerThreadsCarryTrafficAndStopCleanly) {

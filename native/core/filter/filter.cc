@@ -6,6 +6,18 @@
 
 namespace dne {
 
+const char* sender_update_name(SenderUpdate r) {
+  switch (r) {
+    case SenderUpdate::kOk: return "ok";
+    case SenderUpdate::kUnknownSpi: return "unknown_spi";
+    case SenderUpdate::kWrongCount: return "wrong_count";
+    case SenderUpdate::kTooWide: return "too_wide";
+    case SenderUpdate::kDuplicate: return "duplicate";
+    case SenderUpdate::kReused: return "reused";
+  }
+  return "unknown";
+}
+
 Filter::Filter(const FilterOptions& o) : opts_(o) {
   if (opts_.workers == 0) opts_.workers = 1;
   auto s = std::make_shared<Snapshot>();
@@ -73,6 +85,7 @@ void Filter::close() {
   auto s = copy_current();
   s->ports.clear();
   s->sas.clear();
+  senders_used_.clear();
   // Every slot starts afresh for whatever is configured next.
   for (auto* v : {&s->port_epoch, &s->sa_epoch, &s->rule_epoch})
     for (auto& e : *v) ++e;
@@ -214,14 +227,42 @@ Status Filter::install_sa(SaInstall& in) {
   e.sender_ids = in.sender_ids;
   e.low_water = in.low_water;
   s->sas.emplace(in.params.spi, std::move(e));
+  senders_used_[in.params.spi] =
+      std::unordered_set<uint32_t>(in.sender_ids.begin(), in.sender_ids.end());
   publish(std::move(s));
   return Status::kOk;
+}
+
+SenderUpdate Filter::replace_senders(uint32_t spi, const std::vector<uint32_t>& sender_ids) {
+  std::lock_guard<std::mutex> g(mu_);
+  const auto cur = current();
+  const auto it = cur->sas.find(spi);
+  if (it == cur->sas.end()) return SenderUpdate::kUnknownSpi;
+  if (sender_ids.size() != workers_.size()) return SenderUpdate::kWrongCount;
+  const uint32_t bits = it->second.keys->params().sender_id_bits;
+  std::unordered_set<uint32_t> fresh;
+  for (uint32_t id : sender_ids) {
+    if (bits < 32 && (id >> bits) != 0) return SenderUpdate::kTooWide;
+    if (!fresh.insert(id).second) return SenderUpdate::kDuplicate;
+  }
+  auto& used = senders_used_[spi];
+  for (uint32_t id : sender_ids)
+    if (used.count(id) != 0) return SenderUpdate::kReused;
+  // Only the sender IDs change: the entry keeps its SaKeys object, which is
+  // what a worker's LocalSa is matched on in sync(), so cipher contexts and
+  // replay windows stay; the slot and its epoch stay, so counters go on.
+  auto s = copy_current();
+  s->sas.at(spi).sender_ids = sender_ids;
+  used.insert(sender_ids.begin(), sender_ids.end());
+  publish(std::move(s));
+  return SenderUpdate::kOk;
 }
 
 Status Filter::remove_sa(uint32_t spi) {
   std::lock_guard<std::mutex> g(mu_);
   auto s = copy_current();
   if (s->sas.erase(spi) == 0) return Status::kUnknownSpi;
+  senders_used_.erase(spi);
   // The key bytes are wiped when the last snapshot and worker holding them
   // let go (SecureBuffer's destructor).
   publish(std::move(s));

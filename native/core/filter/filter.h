@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "io/af_packet.h"
@@ -31,6 +32,19 @@ struct PortConfig {
   std::string workload_netns;  // e.g. /run/netns/host1; empty: ours
   std::string network_netns;
 };
+
+// Outcome of Filter::replace_senders. Not a packet-path Status: these name
+// control-plane refusals precisely and are never counted as drops.
+enum class SenderUpdate : uint8_t {
+  kOk = 0,
+  kUnknownSpi,  // no SA installed with that SPI
+  kWrongCount,  // not exactly one sender ID per worker
+  kTooWide,     // an ID does not fit the SA's sender_id_bits
+  kDuplicate,   // the same ID twice in the new set
+  kReused,      // an ID this SA has already used in this process
+};
+// "ok", "unknown_spi", "wrong_count", "too_wide", "duplicate", "reused".
+const char* sender_update_name(SenderUpdate r);
 
 struct SaInstall {
   SaParams params;
@@ -71,6 +85,16 @@ class Filter : private SnapshotSource {
   // Installs an SA. keymat is wiped whatever the outcome.
   Status install_sa(SaInstall& s);
   Status remove_sa(uint32_t spi);
+  // Gives the SA's senders new sender IDs (one per worker) without touching
+  // its receive side: RFC 6054 §3 counter space runs out per sender, and
+  // DESIGN §3 renews it with fresh IDs from the key manager. Each worker
+  // switches to its new ID with a fresh counter at its next sync; the SA's
+  // keys, cipher contexts, replay windows and counters are kept, so no
+  // packet of the SPI is dropped and no replay window restarts. Refused
+  // (nothing changes) unless there is exactly one ID per worker, each fits
+  // the SA's width, all are distinct and none was used with this SA before
+  // (since its install_sa): a reused ID would repeat IVs under the key.
+  SenderUpdate replace_senders(uint32_t spi, const std::vector<uint32_t>& sender_ids);
   // SA slot (counter index), or -1.
   int sa_slot(uint32_t spi) const;
 
@@ -109,6 +133,9 @@ class Filter : private SnapshotSource {
   std::vector<std::thread> threads_;
   std::atomic<bool> running_{false};
   uint32_t next_port_worker_ = 0;
+  // Every sender ID each installed SA has had, by SPI (guarded by mu_).
+  // Lives outside the snapshots: it is control-plane bookkeeping only.
+  std::unordered_map<uint32_t, std::unordered_set<uint32_t>> senders_used_;
 };
 
 }  // namespace dne

@@ -109,7 +109,11 @@ void Worker::sync() {
     LocalSa& l = it->second;
     l.key_policy = e.key_policy;
     // New sender IDs for this worker start a fresh counter space (RFC 6407
-    // §3.5: every key release comes with new sender IDs).
+    // §3.5: every key release comes with new sender IDs). This is also how
+    // Filter::replace_senders lands: same SaKeys, so the receive state above
+    // is kept and only the sender is swapped, between two bursts, so no
+    // packet of the SA is dropped for it. The filter never hands a worker an
+    // ID the SA used before, so a changed ID always means an unused space.
     if (want_sender == UINT32_MAX) {
       l.sender.reset();
     } else if (!l.sender || l.sender->sender_id() != want_sender) {
