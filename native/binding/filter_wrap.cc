@@ -178,6 +178,7 @@ Napi::Function FilterWrap::Init(Napi::Env env) {
                          InstanceMethod("portMtu", &FilterWrap::PortMtu),
                          InstanceMethod("installSa", &FilterWrap::InstallSa),
                          InstanceMethod("removeSa", &FilterWrap::RemoveSa),
+                         InstanceMethod("replaceSenders", &FilterWrap::ReplaceSenders),
                          InstanceMethod("setTables", &FilterWrap::SetTables),
                          InstanceMethod("readDrops", &FilterWrap::ReadDrops),
                          InstanceMethod("readPort", &FilterWrap::ReadPort),
@@ -351,6 +352,31 @@ Napi::Value FilterWrap::RemoveSa(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsNumber()) return throw_type_error(info.Env(), "removeSa: spi must be a number");
   return Napi::Number::New(info.Env(), static_cast<double>(
       filter_->remove_sa(info[0].As<Napi::Number>().Uint32Value())));
+}
+
+// replaceSenders(spi, senderIds) -> "ok" | "unknown_spi" | "wrong_count" |
+// "too_wide" | "duplicate" | "reused" (sender_update_name): the SA's
+// senders get these IDs in place, its receive state stays.
+Napi::Value FilterWrap::ReplaceSenders(const Napi::CallbackInfo& info) {
+  DNE_REQUIRE_FILTER();
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsArray())
+    return throw_type_error(env, "replaceSenders(spi: number, senderIds: number[])");
+  const double spi = info[0].As<Napi::Number>().DoubleValue();
+  if (!(spi >= 0 && spi <= 4294967295.0) || spi != static_cast<double>(static_cast<uint32_t>(spi)))
+    return throw_type_error(env, "replaceSenders: spi must be a uint32");
+  Napi::Array ia = info[1].As<Napi::Array>();
+  std::vector<uint32_t> ids;
+  for (uint32_t i = 0; i < ia.Length(); ++i) {
+    Napi::Value e = ia.Get(i);
+    if (!e.IsNumber()) return throw_type_error(env, "senderIds must hold numbers");
+    const double v = e.As<Napi::Number>().DoubleValue();
+    if (!(v >= 0 && v <= 4294967295.0) || v != static_cast<double>(static_cast<uint32_t>(v)))
+      return throw_type_error(env, "senderIds must hold uint32 values");
+    ids.push_back(static_cast<uint32_t>(v));
+  }
+  const SenderUpdate r = filter_->replace_senders(static_cast<uint32_t>(spi), ids);
+  return Napi::String::New(env, sender_update_name(r));
 }
 
 // setTables({defaultAction, ports: {name: table}}): one snapshot swap.

@@ -34,6 +34,7 @@ class FilterWrap : public Napi::ObjectWrap<FilterWrap> {
   Napi::Value PortMtu(const Napi::CallbackInfo& info);
   Napi::Value InstallSa(const Napi::CallbackInfo& info);
   Napi::Value RemoveSa(const Napi::CallbackInfo& info);
+  Napi::Value ReplaceSenders(const Napi::CallbackInfo& info);
   Napi::Value SetTables(const Napi::CallbackInfo& info);
   Napi::Value ReadDrops(const Napi::CallbackInfo& info);
   Napi::Value ReadPort(const Napi::CallbackInfo& info);

@@ -81,6 +81,7 @@ interface RawFilter {
   portMtu(name: string): number;
   installSa(p: object, keymat: Uint8Array): number;
   removeSa(spi: number): number;
+  replaceSenders(spi: number, senderIds: number[]): string;
   setTables(t: object): bigint;
   readDrops(out: BigUint64Array): void;
   readPort(name: string, out: BigUint64Array, drops: BigUint64Array): boolean;
@@ -246,6 +247,8 @@ export class Filter {
   private readonly portRules = new Map<string, Set<number>>();
   private readonly portCounterNames: string[];
   private readonly saBuf: BigUint64Array;
+  /** Sender-ID width of each SA installed through this object (for messages). */
+  private readonly saBits = new Map<number, number>();
   private defaultAction: 'allow' | 'drop';
 
   constructor(opts: FilterOptions = {}) {
@@ -294,6 +297,7 @@ export class Filter {
   /** Stops the workers and drops every port (sockets closed) and SA (keys wiped). */
   close(): void {
     this.raw.close();
+    this.saBits.clear();
     this.ruleSlots.clear();
     this.portRules.clear();
   }
@@ -380,13 +384,48 @@ export class Filter {
         const why = this.saStats(o.spi) !== null ? 'the SPI is already installed' : 'the SA table is full (1024 SAs)';
         throw new DneError(ErrorCodes.badConfig, `SA 0x${o.spi.toString(16)} was refused: ${why}`);
       }
+      this.saBits.set(o.spi, bits);
     } finally {
       keymat.fill(0);
     }
   }
 
   removeSa(spi: number): boolean {
-    return this.raw.removeSa(checkU32('spi', spi)) === 0;
+    const removed = this.raw.removeSa(checkU32('spi', spi)) === 0;
+    if (removed) this.saBits.delete(spi);
+    return removed;
+  }
+
+  /**
+   * Gives an installed SA's senders fresh sender IDs, one per worker, in
+   * place (DESIGN §3 renewal before a counter space runs out, RFC 6054 §3).
+   * Each worker switches to its new ID with a counter starting at 1 between
+   * two bursts; the SA's key, replay windows and counters stay, so no packet
+   * of the SPI is dropped and no replay window restarts. Refused, with
+   * nothing changed, for an SPI not installed, a wrong count, an ID too wide
+   * for the SA, duplicates, or any ID this SA has used before.
+   */
+  replaceSenders(spi: number, senderIds: number[]): void {
+    if (!Number.isInteger(spi) || spi < 256 || spi > 0xffffffff) throw badArgument('spi must be an integer from 256 to 4294967295');
+    if (!Array.isArray(senderIds) || senderIds.length !== this.workers) {
+      throw badArgument(`senderIds must hold one sender ID per worker (${this.workers})`);
+    }
+    const bits = this.saBits.get(spi);
+    if (senderIds.some((id) => !Number.isInteger(id) || id < 0 || id > 0xffffffff || (bits !== undefined && bits < 32 && id >= 2 ** bits))) {
+      throw badArgument(bits === undefined ? 'senderIds must be integers from 0 to 4294967295' : `senderIds must be integers below 2^${bits}`);
+    }
+    if (new Set(senderIds).size !== senderIds.length) throw badArgument('senderIds must be distinct');
+    const r = this.raw.replaceSenders(spi, senderIds);
+    if (r === 'ok') return;
+    const sa = `SA 0x${spi.toString(16)}`;
+    const why: Record<string, string> = {
+      unknown_spi: `${sa} is not installed`,
+      wrong_count: `${sa}: senderIds must hold one sender ID per worker (${this.workers})`,
+      too_wide: `${sa}: a sender ID does not fit the SA's sender ID width`,
+      duplicate: `${sa}: senderIds must be distinct`,
+      reused: `${sa}: a sender ID was already used with this SA; reusing it would repeat IVs under its key (RFC 6054 §3)`,
+    };
+    throw new DneError(ErrorCodes.badConfig, `sender IDs refused: ${why[r] ?? r}`);
   }
 
   /** Replaces the tables of the named ports in one atomic swap. */
