@@ -109,3 +109,13 @@ export async function seed(h: Harness): Promise<void> {
   ok(await h.req('POST', '/key-policies', { id: 'kp-enc', display_name: 'default encrypt', is_default: true }), 201);
   ok(await h.req('POST', '/key-policies', { id: 'kp-int', display_name: 'integrity', encrypt_type: 'INTEGRITY_ONLY' }), 201);
 }
+
+/** Everything the store holds, as one string: equal before and after means nothing changed. */
+export async function storeDigest(h: Harness): Promise<string> {
+  return h.store.read(async (tx) => {
+    const parts: unknown[] = [];
+    for (const k of ['key_manager', 'key_policy', 'section', 'rule', 'group', 'ip_set', 'host', 'workload', 'config'] as const) parts.push(await tx.list(k));
+    parts.push(await tx.listRevisions(1_000_000), await tx.listAudit(0, 1_000_000), await tx.latestFeedSeq(), await tx.listStats(), await tx.getMeta('last_auto_publish'));
+    return JSON.stringify(parts);
+  });
+}

@@ -26,7 +26,7 @@ import { DneError, ErrorCodes } from '../common/errors';
 import { errorBody, ErrorName, HttpError, httpError, statusOf } from '../common/http-errors';
 import { identityFromCertificate, identityUri, Role } from '../common/identity';
 import { createLogger, LogLevel } from '../common/logging';
-import { schemaErrorFormatter } from '../common/validation';
+import { AjvLikeError, schemaErrorFormatter } from '../common/validation';
 import { registerAgentRoutes } from './routes/agent';
 import { registerInventoryRoutes } from './routes/inventory';
 import { registerPolicyRoutes } from './routes/policy';
@@ -114,6 +114,22 @@ function fastifyErrorToHttp(err: FastifyError, bodyLimit: number): HttpError | n
   return null;
 }
 
+const baseFormatter = schemaErrorFormatter(PATTERN_TEXT);
+/** Fields that accept one of two forms, and how to say so (Ajv's first error names only one branch). */
+const ALTERNATIVES: Array<[RegExp, string]> = [
+  [/\/protocol$/, 'must be TCP, UDP, ICMPv4, ICMPv6 or an IP protocol number 0-255'],
+  [/^\/revision$/, 'must be a revision number (>= 1) or "draft"'],
+];
+
+function formatSchemaErrors(errors: AjvLikeError[], dataVar: string): HttpError {
+  const any = errors.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+  if (any) {
+    const alt = ALTERNATIVES.find(([re]) => re.test(any.instancePath));
+    return httpError('badRequest', `${dataVar}${any.instancePath} ${alt ? alt[1] : 'does not match any allowed form'}`);
+  }
+  return baseFormatter(errors, dataVar);
+}
+
 const PUBLIC_PREFIXES = ['/docs', '/openapi.json', '/healthz'];
 
 export async function buildManagerApp(opts: ManagerAppOptions) {
@@ -129,7 +145,7 @@ export async function buildManagerApp(opts: ManagerAppOptions) {
     loggerInstance: logger,
     bodyLimit,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
-    schemaErrorFormatter: schemaErrorFormatter(PATTERN_TEXT),
+    schemaErrorFormatter: formatSchemaErrors,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 256 },
     forceCloseConnections: 'idle',

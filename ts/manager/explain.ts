@@ -15,23 +15,30 @@ import { ipFamily, PROTOCOL_NUMBERS } from './service';
 
 const ACTION_NAMES = { encrypt: 'ENCRYPT', integrity: 'INTEGRITY_ONLY', allow: 'ALLOW_IN_CLEAR', drop: 'DROP' } as const;
 
-export function explainFlow(rev: Revision, label: number | 'draft', q: ExplainBody) {
+/** Checks what can be checked without a revision (so bad input is 400 even when the draft does not validate). */
+export function checkExplainInput(q: ExplainBody): void {
   const fs = ipFamily(q.source_ip);
   const fd = ipFamily(q.destination_ip);
   if (!fs) throw httpError('badRequest', 'body/source_ip must be an IPv4 or IPv6 address');
   if (!fd) throw httpError('badRequest', 'body/destination_ip must be an IPv4 or IPv6 address');
   if (fs !== fd) throw httpError('badRequest', 'body/source_ip and body/destination_ip must be of the same IP version');
-  const protocol = typeof q.protocol === 'number' ? q.protocol : PROTOCOL_NUMBERS[q.protocol]!;
   if (q.protocol === 'ICMPv4' && fs !== 4) throw httpError('badRequest', 'body/protocol ICMPv4 needs IPv4 addresses');
   if (q.protocol === 'ICMPv6' && fs !== 6) throw httpError('badRequest', 'body/protocol ICMPv6 needs IPv6 addresses');
+  if (q.workload_id !== undefined && (q.host_id !== undefined || q.port !== undefined)) throw httpError('badRequest', 'body: give workload_id, or host_id and port, not both');
+  if (q.workload_id === undefined && (q.host_id === undefined) !== (q.port === undefined)) {
+    throw httpError('badRequest', `body must have required field '${q.host_id === undefined ? 'host_id' : 'port'}' (host_id and port go together)`);
+  }
+}
+
+export function explainFlow(rev: Revision, label: number | 'draft', q: ExplainBody) {
+  checkExplainInput(q);
+  const protocol = typeof q.protocol === 'number' ? q.protocol : PROTOCOL_NUMBERS[q.protocol]!;
 
   let at: string | undefined;
   if (q.workload_id !== undefined) {
-    if (q.host_id !== undefined || q.port !== undefined) throw httpError('badRequest', 'body: give workload_id, or host_id and port, not both');
     if (!rev.workloads.some((w) => w.id === q.workload_id)) throw httpError('notFound', `workload "${q.workload_id}" does not exist in ${label === 'draft' ? 'the draft' : `revision ${label}`}`);
     at = q.workload_id;
   } else if (q.host_id !== undefined || q.port !== undefined) {
-    if (q.host_id === undefined || q.port === undefined) throw httpError('badRequest', `body must have required field '${q.host_id === undefined ? 'host_id' : 'port'}' (host_id and port go together)`);
     const w = rev.workloads.find((x) => x.host_id === q.host_id && x.vnics.some((v) => v.id === q.port || portName(v.id) === q.port));
     if (!w) throw httpError('notFound', `host "${q.host_id}" has no port "${q.port}" (a vNIC id or filter port name) in ${label === 'draft' ? 'the draft' : `revision ${label}`}`);
     at = w.id;

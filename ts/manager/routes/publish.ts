@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import { httpError } from '../../common/http-errors';
 import type { Revision } from '../../common/policy-model';
-import { explainFlow } from '../explain';
+import { checkExplainInput, explainFlow } from '../explain';
 import {
   AuditQuery,
   AuditResponse,
@@ -126,6 +126,7 @@ export function registerPublishRoutes(api: Api, service: ManagerService): void {
     },
     async (req) => {
       const b = req.body;
+      checkExplainInput(b);
       const which = b.revision ?? 'draft';
       let rev: Revision;
       if (which === 'draft') {
