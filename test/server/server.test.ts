@@ -117,7 +117,8 @@ describe('dne server', () => {
   test.each([
     [['--manager-port', '70000'], /--manager-port must be a port number 1-65535, got "70000"/],
     [['--controller-port', 'x'], /--controller-port must be a port number/],
-    [['--ack-timeout', '-3'], /--ack-timeout must be a positive number of seconds/],
+    [['--ack-timeout', '-3'], /--ack-timeout must be a whole number of seconds >= 1/],
+    [['--ack-timeout', '2.5'], /--ack-timeout must be a whole number of seconds >= 1, got "2.5"/],
     [['--log-level', 'loud'], /log-level/],
   ])('refuses %j with a precise message and starts nothing', (args, msg) => {
     const target = path.join(dir, `bad-${args[0]}`);

@@ -18,19 +18,21 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
     .description('run a server, two hosts with two workloads each in network namespaces and their agents; apply a policy; show encryption, rotation and revocation on real traffic; clean up (root)')
     .option('--dir <dir>', 'working directory (default: a new temp dir, removed at the end)')
     .option('--keep', 'keep the working directory (captures, logs, server data) after the run')
+    .option('--hold', 'after the report, keep the server, hosts and agents running until Ctrl-C (to curl /metrics, try dne ctl)')
     .option('--iperf-seconds <n>', 'length of each iperf3 run', positiveInt('--iperf-seconds'), 5)
     .option('--base-port <port>', 'first loopback port used (server: base..base+2, agents: base+10, base+11)', positiveInt('--base-port'), 18443)
-    .action(async (o: { dir?: string; keep?: boolean; iperfSeconds: number; basePort: number }) => {
+    .action(async (o: { dir?: string; keep?: boolean; hold?: boolean; iperfSeconds: number; basePort: number }) => {
       if (process.getuid?.() !== 0) throw new DneError(ErrorCodes.config, 'dne demo needs root (network namespaces, AF_PACKET): run it with sudo');
       // A fresh deployment every run: an old server directory would hold the previous run's policy and keys.
       if (o.dir && fs.existsSync(o.dir) && fs.readdirSync(o.dir).length > 0) throw new DneError(ErrorCodes.config, `--dir ${o.dir} is not empty; give a new or empty directory`);
-      const demo = new Demo({ ...(o.dir ? { dir: o.dir } : {}), keep: !!o.keep, iperfSeconds: o.iperfSeconds, basePort: o.basePort, log: out });
+      const demo = new Demo({ ...(o.dir ? { dir: o.dir } : {}), keep: !!o.keep, hold: !!o.hold, iperfSeconds: o.iperfSeconds, basePort: o.basePort, log: out });
       let interrupted = false;
+      let held = false; // the run completed and is being held up (--hold)
       const onSignal = (sig: string) => {
         if (interrupted) process.exit(130);
         interrupted = true;
         out(`\n${sig}: cleaning up (namespaces, agents, server)...`);
-        void demo.cleanup().finally(() => process.exit(130));
+        void demo.cleanup().finally(() => process.exit(held && demo.failed.length === 0 ? 0 : 130));
       };
       process.on('SIGINT', () => onSignal('SIGINT'));
       process.on('SIGTERM', () => onSignal('SIGTERM'));
@@ -62,6 +64,10 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
         step(9, 'report');
         for (const l of await demo.report()) out(l);
         ok = demo.failed.length === 0;
+        if (o.hold) {
+          held = true;
+          await new Promise<void>(() => {}); // until SIGINT/SIGTERM: onSignal cleans up and exits
+        }
       } catch (err) {
         out(`demo stopped: ${(err as Error).message}`);
         for (const a of demo.agents) out(`--- last lines of agent ${a.host.name}'s log ---\n${a.tail()}`);

@@ -47,6 +47,8 @@ export interface DemoOptions {
   /** Controller: seconds a rollover waits for a host's ack. */
   ackTimeoutSeconds?: number;
   syslogTarget?: (host: string) => string;
+  /** Keep everything running after the report until interrupted. */
+  hold?: boolean;
 }
 
 export interface Check {
@@ -449,9 +451,21 @@ export class Demo {
       /* agents gone */
     }
     lines.push(`nonces: ${this.ledger.count} ESP packets captured, ${this.ledger.repeats.length} repeated (SPI, IV) pairs`);
+    try {
+      // What Prometheus would scrape: packets sealed and opened per key policy, both hosts.
+      lines.push('from /metrics (dne_sa_packets_total, both hosts):');
+      for (const kp of [POLICY_IDS.webDb, POLICY_IDS.monitoring]) {
+        const out = await this.metric('dne_sa_packets_total', { key_policy: kp, direction: 'out' });
+        const inn = await this.metric('dne_sa_packets_total', { key_policy: kp, direction: 'in' });
+        lines.push(`  ${kp.padEnd(14)} sealed ${out}, opened ${inn} (current SAs)`);
+      }
+    } catch {
+      /* agents gone */
+    }
     lines.push('');
-    for (const a of this.agents) lines.push(`metrics: curl ${a.endpoint}/metrics   status: dne ctl status --endpoint ${a.endpoint.replace('http://', '')}`);
-    if (this.layout) lines.push(`REST API: curl --cacert ${this.layout.caCert} -H "Authorization: Bearer $(cat ${this.layout.adminTokenFile})" ${this.layout.urls.manager}${MANAGER_API}/status`);
+    lines.push(this.opts.hold ? 'still running (--hold) until Ctrl-C:' : 'while it runs (dne demo --hold keeps it up after the report):');
+    for (const a of this.agents) lines.push(`  metrics: curl ${a.endpoint}/metrics   status: dne ctl --endpoint ${a.endpoint} status`);
+    if (this.layout) lines.push(`  REST API: curl --cacert ${this.layout.caCert} -H "Authorization: Bearer $(cat ${this.layout.adminTokenFile})" ${this.layout.urls.manager}${MANAGER_API}/status`);
     lines.push('');
     const failed = this.failed;
     lines.push(failed.length === 0 ? `all ${this.checks.length} checks passed` : `${failed.length} of ${this.checks.length} checks FAILED: ${failed.map((c) => c.name).join('; ')}`);

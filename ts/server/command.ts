@@ -33,7 +33,7 @@ export function registerServerCommand(program: Command, out: (l: string) => void
       if (o.logLevel) opts.logLevel = o.logLevel;
       if (o.ackTimeout !== undefined) {
         const n = Number(o.ackTimeout);
-        if (!Number.isFinite(n) || n <= 0) throw new DneError(ErrorCodes.config, `--ack-timeout must be a positive number of seconds, got ${JSON.stringify(o.ackTimeout)}`);
+        if (!/^\d+$/.test(o.ackTimeout) || n < 1) throw new DneError(ErrorCodes.config, `--ack-timeout must be a whole number of seconds >= 1, got ${JSON.stringify(o.ackTimeout)}`);
         opts.ackTimeoutSeconds = n;
       }
       const L = await prepareServerDir(opts, out);
