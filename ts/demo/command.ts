@@ -31,6 +31,7 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
       const onSignal = (sig: string) => {
         if (interrupted) process.exit(130);
         interrupted = true;
+        demo.server?.expectStop();
         out(`\n${sig}: cleaning up (namespaces, agents, server)...`);
         void demo.cleanup().finally(() => process.exit(held && demo.failed.length === 0 ? 0 : 130));
       };

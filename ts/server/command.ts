@@ -45,6 +45,7 @@ export function registerServerCommand(program: Command, out: (l: string) => void
           process.exit(1);
         }
         stopping = true;
+        server.expectStop();
         out(`${sig}: stopping the components`);
         void server.stop().then(() => process.exit(0));
       };

@@ -253,6 +253,15 @@ export class Server {
     fs.writeFileSync(path.join(this.layout.dir, 'server.json'), JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
   }
 
+  /**
+   * From now on a component exiting is expected: no restart, no message.
+   * Call it first thing in a SIGINT/SIGTERM handler: a terminal's Ctrl-C
+   * reaches the components too (same process group).
+   */
+  expectStop(): void {
+    this.stopping = true;
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     // Reverse order: the controller stops following the manager before the manager goes.
