@@ -143,21 +143,67 @@ test('expired key still in use: kept, reported to syslog (rate-limited) and in t
   expect(agent.status().keys_expired_in_use).toEqual([{ key_id: K1, key_policy: 'kp-enc', spi: SPI[K1], not_after: '2030-01-01T00:10:00Z' }]);
 });
 
-test('sender counter low: the SA is released again and re-installed with sender IDs never used before', async () => {
+test('sender counter low: fresh sender IDs are swapped into the installed SA in place (no remove, no re-install), never IDs used before', async () => {
   const { agent, dp, keys } = makeAgent();
   await agent.handleResponse(response(1, hostConfig([[K1, 'active']])));
   const before = [...dp.sas.get(SPI[K1]!)!.senderIds];
+  const handedOut: Buffer[] = [];
+  const release = keys.release.bind(keys);
+  keys.release = async (ids: string[]) => {
+    const m = await release(ids);
+    for (const k of m.values()) handedOut.push(k.key, k.salt);
+    return m;
+  };
   dp.saCounters.set(SPI[K1]!, { sendersLow: 1n, sealedPackets: 1000n });
   dp.ops.length = 0;
   await agent.checkKeys();
-  expect(opsOf(dp.ops)).toEqual(['removeSa', 'installSa']);
+  // The SA never leaves the dataplane: no window where its packets are dropped or its replay state is lost.
+  expect(dp.ops).toEqual([{ op: 'replaceSenders', spi: SPI[K1], senderIds: dp.sas.get(SPI[K1]!)!.senderIds }]);
   const after = dp.sas.get(SPI[K1]!)!.senderIds;
+  expect(after).toHaveLength(2);
   expect(after.some((id) => before.includes(id))).toBe(false);
+  expect(agent.state.sas.get(SPI[K1]!)!.senderIds).toEqual(after);
   expect(keys.releases.at(-1)).toEqual([K1]);
   expect(agent.counters.senderRenewals).toBe(1);
   expect(agent.state.sas.get(SPI[K1]!)!.senderRenewals).toBe(1);
-  // Counters stay cumulative in the report across the re-install.
+  expect(agent.syslog.stats.sent['sender-ids-renewed']).toBe(1);
+  // The filter's counters go on across the renewal and are not counted twice in the report.
   expect(agent.statsReport().key_policies.find((k) => k.key_policy_id === 'kp-enc')!.packets_encrypted).toBe(1000);
+  // The released key copy is wiped at once: the renewal needs only the sender IDs.
+  expect(handedOut).toHaveLength(2);
+  for (const b of handedOut) expect(b.equals(Buffer.alloc(b.length))).toBe(true);
+  // Once switched, the workers are no longer low: the next check does nothing.
+  dp.ops.length = 0;
+  await agent.checkKeys();
+  expect(dp.ops).toEqual([]);
+  expect(agent.counters.senderRenewals).toBe(1);
+});
+
+test('sender renewal refused by the filter (IDs already used with the SA): the SA keeps its senders and stays installed; the next check tries again', async () => {
+  const { agent, dp, keys, lines } = makeAgent();
+  await agent.handleResponse(response(1, hostConfig([[K1, 'active']])));
+  const before = [...dp.sas.get(SPI[K1]!)!.senderIds];
+  const release = keys.release.bind(keys);
+  // A key manager that hands back IDs this SA already used would make IVs repeat under its key.
+  keys.release = async (ids: string[]) => {
+    const m = await release(ids);
+    m.get(K1)!.senderIds = [...before];
+    return m;
+  };
+  dp.saCounters.set(SPI[K1]!, { sendersLow: 1n });
+  dp.ops.length = 0;
+  await agent.checkKeys();
+  expect(dp.ops).toEqual([]);
+  expect(dp.sas.get(SPI[K1]!)!.senderIds).toEqual(before);
+  expect(agent.state.sas.get(SPI[K1]!)!.senderIds).toEqual(before);
+  expect(agent.counters.senderRenewals).toBe(0);
+  expect(agent.syslog.stats.sent['sender-ids-renewed']).toBeUndefined();
+  expect(lines.join('')).toMatch(/already used with this SA/);
+  // With a sound release the next check renews.
+  keys.release = release;
+  await agent.checkKeys();
+  expect(opsOf(dp.ops)).toEqual(['replaceSenders']);
+  expect(agent.counters.senderRenewals).toBe(1);
 });
 
 test('restart: a new agent process gets fresh sender IDs for the same key (no counter space reused) and a new boot_id', async () => {

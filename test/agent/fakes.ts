@@ -18,6 +18,7 @@ export type Op =
   | { op: 'removePort'; name: string }
   | { op: 'installSa'; spi: number; keyPolicy: number; senderIds: number[]; mode: string }
   | { op: 'removeSa'; spi: number }
+  | { op: 'replaceSenders'; spi: number; senderIds: number[] }
   | { op: 'setTables'; ports: Record<string, PortTableSpec>; defaultAction?: string };
 
 function zeroDrops(): Record<StatusName, bigint> {
@@ -29,6 +30,8 @@ export class FakeDataplane implements Dataplane {
   readonly ports = new Map<string, PortConfig>();
   readonly tables = new Map<string, PortTableSpec>();
   readonly sas = new Map<number, { keyPolicy: number; senderIds: number[]; senderIdBits: number; keyFirstByte: number }>();
+  /** Every sender ID each installed SA has had (the filter refuses reuse). */
+  readonly sendersUsed = new Map<number, Set<number>>();
   /** Every key Buffer handed in, to check the caller's copies are wiped. */
   readonly keyBuffersSeen: Buffer[] = [];
   /** Counters a test sets (what the native filter would count). */
@@ -49,6 +52,7 @@ export class FakeDataplane implements Dataplane {
   close(): void {
     this.closed = true;
     this.sas.clear();
+    this.sendersUsed.clear();
     this.ports.clear();
   }
   addPort(c: PortConfig): number {
@@ -72,6 +76,7 @@ export class FakeDataplane implements Dataplane {
       if (this.sas.has(o.spi)) throw new Error(`SA 0x${o.spi.toString(16)} was refused: the SPI is already installed`);
       if (o.senderIds.length < this.workers) throw new Error('senderIds must hold one sender ID per worker');
       this.sas.set(o.spi, { keyPolicy: o.keyPolicy, senderIds: [...o.senderIds], senderIdBits: o.senderIdBits ?? 24, keyFirstByte: o.key[0]! });
+      this.sendersUsed.set(o.spi, new Set(o.senderIds));
       this.ops.push({ op: 'installSa', spi: o.spi, keyPolicy: o.keyPolicy, senderIds: [...o.senderIds], mode: o.mode });
     } finally {
       // What Filter.installSa does: the caller's key Buffers are zero-filled whatever happens.
@@ -82,7 +87,24 @@ export class FakeDataplane implements Dataplane {
   removeSa(spi: number): boolean {
     this.ops.push({ op: 'removeSa', spi });
     this.saCounters.delete(spi);
+    this.sendersUsed.delete(spi);
     return this.sas.delete(spi);
+  }
+  /** Refuses what Filter.replaceSenders refuses; counters (saCounters) stay, as in the filter. */
+  replaceSenders(spi: number, senderIds: number[]): void {
+    const sa = this.sas.get(spi);
+    if (!sa) throw new Error(`sender IDs refused: SA 0x${spi.toString(16)} is not installed`);
+    if (senderIds.length !== this.workers) throw new Error(`senderIds must hold one sender ID per worker (${this.workers})`);
+    if (senderIds.some((id) => id >= 2 ** sa.senderIdBits)) throw new Error(`senderIds must be integers below 2^${sa.senderIdBits}`);
+    if (new Set(senderIds).size !== senderIds.length) throw new Error('senderIds must be distinct');
+    const used = this.sendersUsed.get(spi)!;
+    if (senderIds.some((id) => used.has(id))) throw new Error(`sender IDs refused: SA 0x${spi.toString(16)}: a sender ID was already used with this SA`);
+    for (const id of senderIds) used.add(id);
+    sa.senderIds = [...senderIds];
+    this.ops.push({ op: 'replaceSenders', spi, senderIds: [...senderIds] });
+    // The filter's workers clear their low flag when they switch.
+    const c = this.saCounters.get(spi);
+    if (c) c.sendersLow = 0n;
   }
   setTables(t: { defaultAction?: 'allow' | 'drop'; ports: Record<string, PortTableSpec> }): bigint {
     for (const name of Object.keys(t.ports)) if (!this.ports.has(name)) throw new Error(`no port named ${name}`);

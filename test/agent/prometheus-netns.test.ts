@@ -9,8 +9,9 @@
  * and the dataplane + syslog part of acceptance 4 (a key past its lifetime,
  * key manager down: traffic keeps flowing, socat on a unix datagram socket
  * receives the RFC 5424 message, Prometheus sees the metric), and the
- * sender-ID renewal path on the real filter (captured IVs carry only the
- * fresh sender ID).
+ * sender-ID renewal path on the real filter (fresh sender IDs swapped in
+ * place mid-stream: no packet lost, counters kept, captured IVs switch to the
+ * new ID from counter 1, and host 1's replay windows survive).
  *
  * Root only (network namespaces, AF_PACKET); CI runs as root.
  */
@@ -34,6 +35,7 @@ import { nsExec, Topology, waitFor, Workload } from '../integration/netns';
 import { FakeKeySource, memoryLogger } from './fakes';
 import { K1, K2, response } from './helpers';
 import { Capture, senderIdOf, summarizeCapture } from '../../ts/demo/capture';
+import { ipView, readPcap } from '../../ts/demo/pcap';
 
 jest.setTimeout(120000);
 
@@ -294,7 +296,7 @@ test('acceptance 4 (dataplane and syslog part): key past its lifetime with the k
   keys.unreachable = false;
 });
 
-test('sender-ID renewal on the real filter: at low water the SA is re-installed with fresh sender IDs; the wire carries only the new ones; the peer keeps opening', async () => {
+test('sender-ID renewal on the real filter: fresh sender IDs are swapped in while traffic flows; no packet lost, counters go on, the wire switches to the new IDs from counter 1, and old packets replayed afterwards are still refused', async () => {
   const [w1, w2] = topo.workloads as [Workload, Workload];
   const SPI_K2 = 0x2200;
   // A low-water mark above the whole counter space: every sender of a new SA is "low" at once.
@@ -309,36 +311,89 @@ test('sender-ID renewal on the real filter: at low water the SA is re-installed 
     },
   ]);
   for (const a of agents) await a.agent.handleResponse(response(3, configs.get(a.agent.cfg.hostId)!));
-  const a = agents[0]!;
+  const [a, b] = agents as [(typeof agents)[0], (typeof agents)[0]];
+  const py = (tag: string, n: number, dst: string, dport: number, sport: number, gapS: number) => [
+    '/usr/bin/python3',
+    '-c',
+    `import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n${sport ? `s.bind(('', ${sport}))\n` : ''}for i in range(${n}):\n  s.sendto(b'${tag}-%03d;' % i, ('${dst}', ${dport}))\n  time.sleep(${gapS})\n`,
+  ];
+  const listening = (ns: string, port: number) => waitFor(() => nsExec(ns, ['ss', '-Hnul', `sport = :${port}`]).stdout.includes(String(port)), 5000, 100);
+  const countIn = (text: string, tag: string) => (text.match(new RegExp(`${tag}-\\d{3};`, 'g')) ?? []).length;
+
+  // Replies w2:5300 -> w1 are protected by the same rule: host 1 opens them
+  // under SPI_K2 and its replay windows learn them. Captured whole, to be
+  // replayed at host 1 after its renewal.
+  const back = topo.spawnIn(w1.ns, ['socat', '-u', 'UDP4-RECV:5301', 'STDOUT']);
+  let backText = '';
+  back.stdout!.on('data', (d: Buffer) => (backText += d.toString()));
+  expect(await listening(w1.ns, 5301)).toBe(true);
+  const capBack = new Capture(w1.host.ns, 'ul', path.join(dir, 'renewal-back.pcap'), 'esp', 0);
+  await capBack.start();
+  expect(nsExec(w2.ns, py('dne-back', 5, w1.ipv4, 5301, 5300, 0.002)).status).toBe(0);
+  expect(await waitFor(() => countIn(backText, 'dne-back') === 5, 10000)).toBe(true);
+  const replayable = readPcap(await capBack.stop()).frames.filter((f) => {
+    const v = ipView(f.data);
+    return v !== null && v.proto === 50 && v.src === w2.ipv4 && f.data.readUInt32BE(v.l4) === SPI_K2;
+  });
+  expect(replayable).toHaveLength(5);
+
   const rx = topo.spawnIn(w2.ns, ['socat', '-u', 'UDP4-RECV:5300', 'STDOUT']);
   let received = '';
   rx.stdout!.on('data', (d: Buffer) => (received += d.toString()));
-  expect(await waitFor(() => nsExec(w2.ns, ['ss', '-Hnul', 'sport = :5300']).stdout.includes('5300'), 5000, 100)).toBe(true);
-  const send = (tag: string, n: number) =>
-    nsExec(w1.ns, ['/usr/bin/python3', '-c', `import socket,time\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\nfor i in range(${n}):\n  s.sendto(b'${tag}-%03d;' % i, ('${w2.ipv4}', 5300))\n  time.sleep(0.002)\n`]).status;
-  const count = (tag: string) => (received.match(new RegExp(`${tag}-\\d{3};`, 'g')) ?? []).length;
-
+  expect(await listening(w2.ns, 5300)).toBe(true);
   // The filter flags a low sender when it seals with it.
-  expect(send('dne-before', 5)).toBe(0);
-  expect(await waitFor(() => count('dne-before') === 5, 10000)).toBe(true);
+  expect(nsExec(w1.ns, py('dne-before', 5, w2.ipv4, 5300, 0, 0.002)).status).toBe(0);
+  expect(await waitFor(() => countIn(received, 'dne-before') === 5, 10000)).toBe(true);
   expect(a.dp.saStats(SPI_K2)!.sendersLow).toBe(1n);
   const oldIds = [...a.agent.state.sas.get(SPI_K2)!.senderIds];
+  const sealedBefore = a.dp.saStats(SPI_K2)!.sealedPackets;
+  const openedAtB = b.dp.saStats(SPI_K2)!.openedPackets;
 
+  // A steady stream; the renewal lands in the middle of it.
+  const N_FLOW = 200;
+  const cap = new Capture(w1.host.ns, 'ul', path.join(dir, 'renewal.pcap'), 'esp', 128);
+  await cap.start();
+  const flow = topo.spawnIn(w1.ns, py('dne-flow', N_FLOW, w2.ipv4, 5300, 0, 0.003));
+  const flowDone = new Promise<number | null>((r) => flow.once('exit', (code) => r(code)));
+  expect(await waitFor(() => countIn(received, 'dne-flow') >= 30, 10000, 5)).toBe(true);
   await a.agent.checkKeys();
+  expect(await flowDone).toBe(0);
+  expect(await waitFor(() => countIn(received, 'dne-flow') === N_FLOW, 10000)).toBe(true);
+  topo.kill(rx.pid);
+
   const sa = a.agent.state.sas.get(SPI_K2)!;
   expect(sa.senderRenewals).toBe(1);
   expect(sa.senderIds.some((id) => oldIds.includes(id))).toBe(false);
   expect(keys.issuedSenderIds.filter((id) => id === sa.senderIds[0])).toHaveLength(1); // never handed out before
   expect(a.agent.syslog.stats.sent['sender-ids-renewed']).toBe(1);
-
-  const cap = new Capture(w1.host.ns, 'ul', path.join(dir, 'renewal.pcap'), 'esp', 128);
-  await cap.start();
-  const openedBefore = agents[1]!.dp.saStats(SPI_K2)!.openedPackets;
-  expect(send('dne-renew', 20)).toBe(0);
-  expect(await waitFor(() => count('dne-renew') === 20, 10000)).toBe(true);
-  topo.kill(rx.pid);
+  // Every packet crossed, sealed once, opened once: nothing of the SPI was dropped for the switch.
   const esp = summarizeCapture(await cap.stop()).esp.filter((r) => r.spi === SPI_K2 && r.src === w1.ipv4);
-  expect(esp.length).toBe(20);
-  expect([...new Set(esp.map((r) => senderIdOf(r.iv, 24)))]).toEqual(sa.senderIds);
-  expect(agents[1]!.dp.saStats(SPI_K2)!.openedPackets - openedBefore).toBe(20n);
+  expect(esp).toHaveLength(N_FLOW);
+  const ids = esp.map((r) => senderIdOf(r.iv, 24));
+  const switchAt = ids.findIndex((id) => id !== oldIds[0]);
+  expect(switchAt).toBeGreaterThan(0); // renewed mid-stream
+  expect(ids.slice(0, switchAt).every((id) => id === oldIds[0])).toBe(true);
+  expect(ids.slice(switchAt).every((id) => id === sa.senderIds[0])).toBe(true);
+  // The new sender ID's counter space starts at 1 and is used in order.
+  const counters = esp.slice(switchAt).map((r) => Number(BigInt('0x' + r.iv) & ((1n << 40n) - 1n)));
+  expect(counters).toEqual(counters.map((_, k) => k + 1));
+  // The SA's counters were not reset by the renewal (a re-install would have).
+  expect(a.dp.saStats(SPI_K2)!.sealedPackets - sealedBefore).toBe(BigInt(N_FLOW));
+  expect(b.dp.saStats(SPI_K2)!.openedPackets - openedAtB).toBe(BigInt(N_FLOW));
+  for (const dp of [a.dp, b.dp]) {
+    const d = dp.saStats(SPI_K2)!.drops;
+    expect([d.no_sa, d.unknown_spi, d.replay, d.icv_failure]).toEqual([0n, 0n, 0n, 0n]);
+  }
+
+  // Host 1's replay windows survived its renewal: the replies it opened
+  // before, put on its port's wire again, are refused as replays and never
+  // reach w1 a second time.
+  for (const f of replayable) {
+    const inject = `import socket,sys\ns=socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('${w1.name}-br', 0))\ns.send(bytes.fromhex(sys.argv[1]))\n`;
+    expect(nsExec(w1.host.ns, ['/usr/bin/python3', '-c', inject, f.data.toString('hex')]).status).toBe(0);
+  }
+  expect(await waitFor(() => a.dp.saStats(SPI_K2)!.drops.replay === 5n, 5000)).toBe(true);
+  await new Promise((r) => setTimeout(r, 200));
+  topo.kill(back.pid);
+  expect(countIn(backText, 'dne-back')).toBe(5);
 });

@@ -288,13 +288,15 @@ export class Agent {
 
   /**
    * A sender of this SA is below its low-water mark (DESIGN §3: the counter
-   * never wraps; ask for new sender IDs before it runs out). The filter
-   * refuses a second install of an installed SPI and has no call to swap an
-   * SA's sender IDs in place, so the SA is released again (fresh sender IDs
-   * from the key manager) and re-installed: remove, then install at once.
-   * Costs: packets of this SPI in the few microseconds between the two calls
-   * are dropped (no_sa / unknown_spi), and this host's receive windows for
-   * the SA start fresh (docs/agent.md, "Sender-ID renewal").
+   * never wraps; ask for new sender IDs before it runs out). The key is
+   * released again for its fresh sender IDs only, and the filter swaps them
+   * in place (Filter.replaceSenders): each worker continues with its new ID
+   * from counter 1 between two bursts, while the SA's key, this host's
+   * replay windows and its counters stay. No packet of the SPI is dropped
+   * and no replayed old packet can slip through a restarted window. The
+   * key bytes of that release are not needed and are wiped at once. If the
+   * filter refuses the IDs (they would repeat IVs, or do not fit the SA),
+   * the SA keeps its current senders and the next key check tries again.
    */
   private async renewSenders(sa: InstalledSa): Promise<void> {
     let m: Map<string, KeyMaterial>;
@@ -306,37 +308,26 @@ export class Agent {
       return;
     }
     const mat = m.get(sa.keyId)!;
+    mat.key.fill(0);
+    mat.salt.fill(0);
     try {
-      this.retireSaCounters(sa);
-      this.dataplane.removeSa(sa.spi);
-      this.dataplane.installSa({
-        spi: sa.spi,
-        mode: sa.mode,
-        key: mat.key,
-        salt: mat.salt,
-        keyPolicy: sa.keyPolicyIndex,
-        senderIds: mat.senderIds,
-        senderIdBits: mat.senderIdBits,
-        replayWindow: sa.replayWindow,
-        lowWater: this.cfg.filter.senderLowWater ? BigInt(this.cfg.filter.senderLowWater) : undefined,
-      });
-      sa.senderIds = [...mat.senderIds];
-      sa.senderIdBits = mat.senderIdBits;
-      sa.senderRenewals++;
-      this.counters.senderRenewals++;
-      this.syslog.emit({
-        kind: 'sender-ids-renewed',
-        severity: 'notice',
-        message: `SA ${sa.spi} (key ${sa.keyId}) re-installed with fresh sender IDs: a sender counter reached its low-water mark`,
-        data: { spi: sa.spi, key_id: sa.keyId, key_policy: sa.keyPolicyId },
-      });
+      if (mat.senderIdBits !== sa.senderIdBits) {
+        throw new Error(`the key manager released ${mat.senderIdBits}-bit sender IDs for an SA installed with ${sa.senderIdBits}-bit ones`);
+      }
+      this.dataplane.replaceSenders(sa.spi, mat.senderIds);
     } catch (err) {
-      this.state.sas.delete(sa.spi);
-      this.log.error({ spi: sa.spi, err: (err as Error).message }, 'SA re-install with fresh sender IDs failed; the SA is gone until the next config');
-    } finally {
-      mat.key.fill(0);
-      mat.salt.fill(0);
+      this.log.error({ spi: sa.spi, keyId: sa.keyId, err: (err as Error).message }, 'fresh sender IDs refused; the SA keeps its current senders');
+      return;
     }
+    sa.senderIds = [...mat.senderIds];
+    sa.senderRenewals++;
+    this.counters.senderRenewals++;
+    this.syslog.emit({
+      kind: 'sender-ids-renewed',
+      severity: 'notice',
+      message: `SA ${sa.spi} (key ${sa.keyId}) has fresh sender IDs: a sender counter reached its low-water mark`,
+      data: { spi: sa.spi, key_id: sa.keyId, key_policy: sa.keyPolicyId },
+    });
   }
 
   // ------------------------------------------------------------ manager
