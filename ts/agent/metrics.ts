@@ -164,7 +164,7 @@ export function createAgentMetrics(agent: Agent, portCounterNames: readonly stri
   counter('dne_config_applies_total', 'Host config versions applied to the dataplane.', () => agent.counters.applies);
   counter('dne_config_apply_failures_total', 'Host config versions that could not be applied yet (retried).', () => agent.counters.applyFailures);
   counter('dne_key_fetch_failures_total', 'Key releases that failed (key manager unreachable or refusing).', () => agent.counters.keyFetchFailures);
-  counter('dne_sender_id_renewals_total', 'SAs re-installed with fresh sender IDs because a sender ran low.', () => agent.counters.senderRenewals);
+  counter('dne_sender_id_renewals_total', 'Sender-ID renewals: an SA got fresh sender IDs in place because a sender ran low.', () => agent.counters.senderRenewals);
   counter('dne_stats_reports_total', 'Statistics reports the manager accepted.', () => agent.counters.statsReports);
   counter('dne_syslog_errors_total', 'Syslog messages that could not be delivered.', () => agent.syslog.stats.errors);
   new Counter({
