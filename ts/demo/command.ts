@@ -12,6 +12,12 @@ function positiveInt(flag: string) {
   };
 }
 
+function basePort(v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1024 || n > 65524) throw new DneError(ErrorCodes.config, `--base-port must be 1024-65524 (it uses base..base+11), got ${JSON.stringify(v)}`);
+  return n;
+}
+
 export function registerDemoCommand(program: Command, out: (l: string) => void = (l) => process.stdout.write(l + '\n')): void {
   program
     .command('demo')
@@ -19,8 +25,12 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
     .option('--dir <dir>', 'working directory (default: a new temp dir, removed at the end)')
     .option('--keep', 'keep the working directory (captures, logs, server data) after the run')
     .option('--hold', 'after the report, keep the server, hosts and agents running until Ctrl-C (to curl /metrics, try dne ctl)')
-    .option('--iperf-seconds <n>', 'length of each iperf3 run', positiveInt('--iperf-seconds'), 5)
-    .option('--base-port <port>', 'first loopback port used (server: base..base+2, agents: base+10, base+11)', positiveInt('--base-port'), 18443)
+    .option('--iperf-seconds <n>', 'length of each iperf3 run (1-60)', (v: string) => {
+      const n = positiveInt('--iperf-seconds')(v);
+      if (n > 60) throw new DneError(ErrorCodes.config, `--iperf-seconds must be at most 60, got ${n}`);
+      return n;
+    }, 5)
+    .option('--base-port <port>', 'first loopback port used (server: base..base+2, agents: base+10, base+11)', basePort, 18443)
     .action(async (o: { dir?: string; keep?: boolean; hold?: boolean; iperfSeconds: number; basePort: number }) => {
       if (process.getuid?.() !== 0) throw new DneError(ErrorCodes.config, 'dne demo needs root (network namespaces, AF_PACKET): run it with sudo');
       // A fresh deployment every run: an old server directory would hold the previous run's policy and keys.
