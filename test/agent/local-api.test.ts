@@ -84,7 +84,7 @@ test('after a config: status with ports and MTU, SAs, rules, stats, explain, met
   const s = (await get('/status')).json();
   expect(s.config.version).toBe(7);
   expect(s.ports).toEqual([
-    { name: 'vm1-nic0', workload_id: 'vm1', vnic_id: 'vm1-nic0', workload_if: 'tap-vm1', network_if: 'veth-vm1', workload_netns: null, network_netns: 'hostnet', addresses: ['10.0.0.1', 'fd00::1'], rules: 2, mtu: 1500 },
+    { name: 'vm1-nic0', workload_id: 'vm1', vnic_id: 'vm1-nic0', workload_if: 'tap-vm1', network_if: 'veth-vm1', workload_netns: null, network_netns: 'hostnet', addresses: ['10.0.0.1', 'fd00::1'], rules: 2, mtu: 1500, protected_mtu: 1463 },
   ]);
   const sas = (await get('/sas')).json().sas;
   expect(sas.map((x: { key_id: string; state: string; spi_hex: string }) => [x.key_id, x.state, x.spi_hex])).toEqual([
@@ -112,6 +112,7 @@ test('after a config: status with ports and MTU, SAs, rules, stats, explain, met
   expect(text).toContain('dne_port_packets_total{port="vm1-nic0",direction="from_workload"} 20');
   expect(text).toContain('dne_port_sealed_packets_total{port="vm1-nic0"} 11');
   expect(text).toContain('dne_port_mtu{port="vm1-nic0"} 1500');
+  expect(text).toContain('dne_port_protected_mtu{port="vm1-nic0"} 1463');
   expect(text).toContain('dne_drops_total{reason="replay"} 3');
   expect(text).toContain('dne_config_version 7');
   expect(text).toContain('dne_key_expired_in_use{key_policy="kp-enc"} 0');
@@ -145,7 +146,7 @@ test('dne ctl: tables for people, --json for scripts, over TCP and over the unix
   expect(status).toMatch(/^config\s+version 7, revision 1/m);
   expect(status).toMatch(/^controller\s+https:\/\/controller\.test:8445\s+UNREACHABLE/m);
   expect(status).toMatch(/^PORT\s+WORKLOAD\s+WORKLOAD IF\s+NETWORK IF\s+NETNS\s+MTU/m);
-  expect(status).toMatch(/^vm1-nic0\s+vm1\s+tap-vm1\s+veth-vm1\s+hostnet\s+1500\s+2\s+10\.0\.0\.1 fd00::1$/m);
+  expect(status).toMatch(/^vm1-nic0\s+vm1\s+tap-vm1\s+veth-vm1\s+hostnet\s+1500\s+1463\s+2\s+10\.0\.0\.1 fd00::1$/m);
   const sas = await ctl(['--socket', sock, 'sas']);
   expect(sas).toMatch(new RegExp(`^0x00001100\\s+${K1}\\s+kp-enc\\s+gcm\\s+active\\s`, 'm'));
   expect(sas).toMatch(new RegExp(`^0x00002200\\s+${K2}\\s+kp-enc\\s+gcm\\s+receive\\s`, 'm'));

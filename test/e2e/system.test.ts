@@ -17,7 +17,7 @@ import { MANAGER_API } from '../../ts/common/contracts';
 import { Demo, MARKERS, POLICY_IDS } from '../../ts/demo/scenario';
 import { senderIdOf } from '../../ts/demo/capture';
 import { ping } from '../../ts/demo/traffic';
-import { waitFor } from '../../ts/demo/netns';
+import { nsExec, waitFor } from '../../ts/demo/netns';
 
 const root = process.getuid?.() === 0;
 const d = root ? describe : describe.skip;
@@ -66,6 +66,19 @@ d('dne end to end', () => {
     expectChecksOk(n);
     const cap = demo.results.capture as { markers: Record<string, { inEsp: number; inClear: number }> };
     expect(cap.markers[MARKERS.secret]).toEqual({ inEsp: 0, inClear: 0 });
+  });
+
+  test('scenario: the protected MTU the agent reports is what a DF packet gets through', async () => {
+    const wl = demo.workloads!;
+    const st = await demo.agents[0]!.get<{ ports: Array<{ workload_id: string; mtu: number; protected_mtu: number }> }>('/status');
+    const web = st.ports.find((p) => p.workload_id === 'web-1')!;
+    expect(web.mtu).toBe(1500);
+    expect(web.protected_mtu).toBe(1463);
+    const df = (size: number) => nsExec(wl.web.w.ns, ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', String(size - 28), wl.db.w.ipv4]);
+    expect(df(web.protected_mtu).status).toBe(0); // 1463-byte IPv4 packet, DF: fits once sealed
+    const over = df(web.protected_mtu + 1);
+    expect(over.status).not.toBe(0);
+    expect(over.stdout + over.stderr).toMatch(/mtu = 1463|Frag needed|message too long/i);
   });
 
   test('scenario: rotation under iperf3 load loses nothing', async () => {

@@ -31,6 +31,7 @@ import type { Dataplane } from './dataplane';
 import type { KeyMaterial } from './reconciler';
 import { apply, DataplaneState, InstalledSa, plan } from './reconciler';
 import type { SecurityLog } from './syslog';
+import { ESP_MAX_OVERHEAD } from '../native/filter';
 
 /** Where keys come from (KeyFetcher in production; tests may give another). */
 export interface KeySource {
@@ -467,6 +468,9 @@ export class Agent {
         addresses: p.host.addresses,
         rules: p.host.table.rules.length,
         mtu: this.dataplane.portMtu(p.config.name),
+        // What a workload can send in one packet on a protected flow: the
+        // filter answers larger DF packets with ICMP and clamps TCP MSS to it.
+        protected_mtu: Math.max(0, this.dataplane.portMtu(p.config.name) - ESP_MAX_OVERHEAD),
       })),
       sas: this.state.sas.size,
       keys_expired_in_use: this.expiredInUse().map((s) => ({ key_id: s.keyId, key_policy: s.keyPolicyId, spi: s.spi, not_after: s.notAfter })),

@@ -75,7 +75,7 @@ export function formatStatus(s: J): string {
     `filter        ${s.filter.workers} worker(s), ${s.sas} SA(s)`,
   ];
   for (const k of s.keys_expired_in_use ?? []) lines.push(`WARNING       key ${k.key_id} (${k.key_policy}, SPI ${k.spi}) expired ${k.not_after}, still in use`);
-  lines.push('', table(['PORT', 'WORKLOAD', 'WORKLOAD IF', 'NETWORK IF', 'NETNS', 'MTU', 'RULES', 'ADDRESSES'], (s.ports as J[]).map((p) => [p.name, p.workload_id, p.workload_if, p.network_if, p.network_netns ?? p.workload_netns, p.mtu, p.rules, (p.addresses as string[]).join(' ')])));
+  lines.push('', table(['PORT', 'WORKLOAD', 'WORKLOAD IF', 'NETWORK IF', 'NETNS', 'MTU', 'PROTECTED MTU', 'RULES', 'ADDRESSES'], (s.ports as J[]).map((p) => [p.name, p.workload_id, p.workload_if, p.network_if, p.network_netns ?? p.workload_netns, p.mtu, p.protected_mtu, p.rules, (p.addresses as string[]).join(' ')])));
   return lines.join('\n');
 }
 

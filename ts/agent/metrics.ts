@@ -9,6 +9,7 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import { STATUS_NAMES } from '../native/codes';
+import { ESP_MAX_OVERHEAD } from '../native/filter';
 import type { Agent } from './agent';
 
 /** Port counter name (native) -> metric and label. */
@@ -63,12 +64,23 @@ export function createAgentMetrics(agent: Agent, portCounterNames: readonly stri
 
   new Gauge({
     name: 'dne_port_mtu',
-    help: 'Effective MTU of a protected port (its network-side interface).',
+    help: 'MTU of a protected port\'s network-side interface (clear flows); protected flows get 37 bytes less (dne_port_protected_mtu).',
     labelNames: ['port'] as const,
     registers: [reg],
     collect() {
       this.reset();
       for (const name of agent.state.ports.keys()) this.set({ port: name }, dp().portMtu(name));
+    },
+  });
+
+  new Gauge({
+    name: 'dne_port_protected_mtu',
+    help: 'Largest packet a workload can send on an encrypted or integrity-only flow of this port (network MTU minus the ESP overhead).',
+    labelNames: ['port'] as const,
+    registers: [reg],
+    collect() {
+      this.reset();
+      for (const name of agent.state.ports.keys()) this.set({ port: name }, Math.max(0, dp().portMtu(name) - ESP_MAX_OVERHEAD));
     },
   });
 

@@ -12,6 +12,14 @@ export type Action = 'allow' | 'encrypt' | 'integrity' | 'drop';
 export const ACTIONS: readonly Action[] = ['allow', 'encrypt', 'integrity', 'drop'];
 export type Direction = 'out' | 'in';
 
+/**
+ * Most bytes ESP adds to a transport-mode packet (native kEspMaxOverhead):
+ * header 8 + IV 8 + padding 3 + trailer 2 + ICV 16 (RFC 4303 §2, RFC 4106 §3).
+ * The filter clamps TCP MSS and answers larger DF packets with ICMP so that
+ * protected packets fit the network-side MTU.
+ */
+export const ESP_MAX_OVERHEAD = 37;
+
 /** One compiled rule as a port sees it (the controller produces these). */
 export interface RuleSpec {
   /** The policy rule this entry comes from (counters and explain use it). */
