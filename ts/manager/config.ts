@@ -131,7 +131,7 @@ export function loadManagerConfig(flags: ManagerFlags, cwd = process.cwd()): Man
     if (first.value === undefined) throw configError(`${where} is required${where.startsWith('config/tls') ? ' (give --pki-dir DIR, --tls-cert/--tls-key/--tls-ca, or tls in the config file)' : ''}`);
     if (first.message === 'Unexpected property') throw configError(`${where} is not a known setting`);
     if (schema.anyOf?.every((s) => 'const' in s)) throw configError(`${where} must be one of ${schema.anyOf.map((s) => String(s.const)).join(', ')}`);
-    throw configError(`${where} ${first.message.replace(/^Expected /, 'must be ')}`);
+    throw configError(`${where} ${first.message.replace(/^Expected (?:\w+ )?to be /, 'must be ').replace(/^Expected /, 'must be ')}`);
   }
   return cfg as ManagerConfig;
 }
