@@ -10,8 +10,8 @@ import { DneError } from '../common/errors';
 import { registerPkiCommand } from '../common/pki-command';
 import { registerAgentCommand } from '../agent/command';
 import { registerKeyManagerCommand } from '../keymanager/command';
-import { registerControllerCommand } from '../controller/command';
 import { registerManagerCommand } from '../manager/command';
+import { registerControllerCommand } from '../controller/command';
 import { packageRoot } from '../native/loader';
 import { registerServerCommand } from '../server/command';
 import { registerDemoCommand } from '../demo/command';
@@ -41,13 +41,14 @@ export function buildCli(): Command {
 
   // Subcommands reuse option names (keymanager --db / keymanager rewrap --db): options belong to the command they follow.
   program.enablePositionalOptions();
-  registerPkiCommand(program);
-  registerKeyManagerCommand(program);
-  registerControllerCommand(program);
-  registerManagerCommand(program);
-  registerAgentCommand(program);
-  registerServerCommand(program);
+  // In the order an operator meets them: the main job, the deployment, its services, the host side, tools.
   registerDemoCommand(program);
+  registerServerCommand(program);
+  registerManagerCommand(program);
+  registerControllerCommand(program);
+  registerKeyManagerCommand(program);
+  registerAgentCommand(program);
+  registerPkiCommand(program);
   return program;
 }
 
