@@ -8,13 +8,11 @@
  *
  * Relative paths in a file are relative to the file.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatRegistry, Static, TSchema, Type } from '@sinclair/typebox';
 import { isIPv4, isIPv6 } from 'node:net';
 import { Value } from '@sinclair/typebox/value';
-import { parse as parseYaml } from 'yaml';
-import { DneError, ErrorCodes } from '../common/errors';
+import { configError, Json, obj, readConfigFile, resolveIn, schemaProblem } from '../common/config-file';
 import { NAME_PATTERN } from '../common/identity';
 import { LOG_LEVELS } from '../common/logging';
 import { DEFAULT_PORTS } from '../common/contracts';
@@ -130,33 +128,17 @@ export interface AgentFlags {
   logLevel?: string;
 }
 
-function configError(message: string): DneError {
-  return new DneError(ErrorCodes.config, message);
-}
-
-type Json = Record<string, unknown>;
-
-function obj(v: unknown): Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
-}
-
-function resolveIn(base: string, p: unknown): unknown {
-  return typeof p === 'string' && !path.isAbsolute(p) ? path.resolve(base, p) : p;
-}
-
 /** The first schema error as a sentence naming the setting. */
 function describe(schema: TSchema, v: unknown): string | null {
-  const first = Value.Errors(schema, v).First();
-  if (!first) return null;
-  const where = `config${first.path}`;
-  const s = first.schema as { anyOf?: { const?: unknown }[]; pattern?: string; format?: string };
-  if (first.value === undefined) return `${where} is required`;
-  if (first.message === 'Unexpected property') return `${where} is not a known setting`;
-  if (s.anyOf?.every((x) => 'const' in x)) return `${where} must be one of ${s.anyOf.map((x) => String(x.const)).join(', ')}`;
-  if (s.format === 'ipv4') return `${where} must be an IPv4 address`;
-  if (s.format === 'ipv6') return `${where} must be an IPv6 address`;
-  if (s.pattern !== undefined) return `${where} has the wrong form (${PATTERN_TEXT[s.pattern] ?? `must match ${s.pattern}`})`;
-  return `${where} ${first.message.replace(/^Expected /, 'must be ')}`;
+  return schemaProblem(schema, v, {
+    special: (where, first) => {
+      const s = first.schema as { pattern?: string; format?: string };
+      if (s.format === 'ipv4') return `${where} must be an IPv4 address`;
+      if (s.format === 'ipv6') return `${where} must be an IPv6 address`;
+      if (s.pattern !== undefined) return `${where} has the wrong form (${PATTERN_TEXT[s.pattern] ?? `must match ${s.pattern}`})`;
+      return undefined;
+    },
+  });
 }
 
 const PATTERN_TEXT: Record<string, string> = {
@@ -237,18 +219,6 @@ export function parseAgentConfig(file: Json, base: string, flags: AgentFlags = {
 export function loadAgentConfig(flags: AgentFlags, cwd = process.cwd()): AgentConfig {
   if (!flags.config) throw configError('--config is required (the agent YAML file; see docs/agent.md)');
   const file = path.resolve(cwd, flags.config);
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw configError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  let v: unknown;
-  try {
-    v = /\.json$/i.test(file) ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw configError(`config ${file} is not valid ${/\.json$/i.test(file) ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw configError(`config ${file} must be a mapping`);
-  return parseAgentConfig(v as Json, path.dirname(file), flags);
+  const v = readConfigFile(file, { syntax: 'yaml-unless-json', topLevel: 'a mapping' });
+  return parseAgentConfig(v, path.dirname(file), flags);
 }

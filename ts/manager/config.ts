@@ -7,10 +7,19 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Static, Type } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
-import { parse as parseYaml } from 'yaml';
 import { DEFAULT_PORTS } from '../common/contracts';
-import { DneError, ErrorCodes } from '../common/errors';
+import {
+  applyListenStoreTlsFlags,
+  configError,
+  configSource,
+  Json,
+  obj,
+  pkiDirTls,
+  resolveIn,
+  schemaProblem,
+  ServiceFlags,
+  tlsFromFile,
+} from '../common/config-file';
 import { NAME_PATTERN } from '../common/identity';
 import { LOG_LEVELS } from '../common/logging';
 import { privateFileProblem } from '../common/secure-files';
@@ -40,63 +49,20 @@ export const ManagerConfigSchema = Type.Object(
 );
 export type ManagerConfig = Static<typeof ManagerConfigSchema>;
 
-export interface ManagerFlags {
-  config?: string;
-  pkiDir?: string;
-  name?: string;
-  host?: string;
-  port?: number;
-  db?: string;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsCa?: string;
+export interface ManagerFlags extends ServiceFlags {
   adminTokenFile?: string[];
   autoPublishInventory?: boolean;
-  logLevel?: string;
-}
-
-function configError(message: string): DneError {
-  return new DneError(ErrorCodes.config, message);
-}
-
-type Json = Record<string, unknown>;
-
-function readConfigFile(file: string): Json {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw configError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const yaml = /\.ya?ml$/i.test(file);
-  let v: unknown;
-  try {
-    v = yaml ? parseYaml(text) : JSON.parse(text);
-  } catch (err) {
-    throw configError(`config ${file} is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw configError(`config ${file} must be an object`);
-  return v as Json;
-}
-
-function resolveIn(base: string, p: unknown): unknown {
-  return typeof p === 'string' && !path.isAbsolute(p) ? path.resolve(base, p) : p;
-}
-
-function obj(v: unknown): Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
 }
 
 /** Builds the effective configuration: defaults < file < --pki-dir conveniences < flags. */
 export function loadManagerConfig(flags: ManagerFlags, cwd = process.cwd()): ManagerConfig {
-  const file = flags.config ? readConfigFile(path.resolve(cwd, flags.config)) : {};
-  const base = flags.config ? path.dirname(path.resolve(cwd, flags.config)) : cwd;
+  const { file, base } = configSource(flags, cwd);
   const fTls = obj(file.tls);
   const fStore = obj(file.store);
   const cfg: Json = {
     name: file.name ?? 'm1',
     listen: { host: '127.0.0.1', port: DEFAULT_PORT, ...obj(file.listen) },
-    tls: { ...fTls, cert: resolveIn(base, fTls.cert), key: resolveIn(base, fTls.key), ca: resolveIn(base, fTls.ca) },
+    tls: tlsFromFile(base, fTls),
     store: { driver: 'sqlite', ...fStore, path: resolveIn(base, fStore.path ?? 'manager.db') },
     adminTokens: file.adminTokens ?? [],
     adminTokenFiles: Array.isArray(file.adminTokenFiles) ? file.adminTokenFiles.map((f) => resolveIn(base, f)) : (file.adminTokenFiles ?? []),
@@ -105,34 +71,18 @@ export function loadManagerConfig(flags: ManagerFlags, cwd = process.cwd()): Man
     logLevel: file.logLevel ?? 'info',
   };
   for (const k of Object.keys(file)) if (!(k in cfg)) cfg[k] = file[k]; // unknown fields reach validation and are refused
-  const tls = cfg.tls as Json;
-  const listen = cfg.listen as Json;
   if (flags.name) cfg.name = flags.name;
-  if (flags.pkiDir) {
-    const dir = path.resolve(cwd, flags.pkiDir);
-    tls.cert = path.join(dir, `manager-${String(cfg.name)}.crt`);
-    tls.key = path.join(dir, `manager-${String(cfg.name)}.key`);
-    tls.ca = path.join(dir, 'ca.crt');
-  }
-  if (flags.host) listen.host = flags.host;
-  if (flags.port !== undefined) listen.port = flags.port;
-  if (flags.db) (cfg.store as Json).path = path.resolve(cwd, flags.db);
-  if (flags.tlsCert) tls.cert = path.resolve(cwd, flags.tlsCert);
-  if (flags.tlsKey) tls.key = path.resolve(cwd, flags.tlsKey);
-  if (flags.tlsCa) tls.ca = path.resolve(cwd, flags.tlsCa);
+  if (flags.pkiDir) Object.assign(cfg.tls as Json, pkiDirTls(path.resolve(cwd, flags.pkiDir), 'manager', String(cfg.name)));
+  applyListenStoreTlsFlags(cfg, flags, cwd);
   if (flags.adminTokenFile?.length) cfg.adminTokenFiles = [...(cfg.adminTokenFiles as string[]), ...flags.adminTokenFile.map((f) => path.resolve(cwd, f))];
   if (flags.autoPublishInventory !== undefined) cfg.autoPublishInventory = flags.autoPublishInventory;
   if (flags.logLevel) cfg.logLevel = flags.logLevel;
 
-  const first = Value.Errors(ManagerConfigSchema, cfg).First();
-  if (first) {
-    const where = `config${first.path}`;
-    const schema = first.schema as { anyOf?: { const?: unknown }[] };
-    if (first.value === undefined) throw configError(`${where} is required${where.startsWith('config/tls') ? ' (give --pki-dir DIR, --tls-cert/--tls-key/--tls-ca, or tls in the config file)' : ''}`);
-    if (first.message === 'Unexpected property') throw configError(`${where} is not a known setting`);
-    if (schema.anyOf?.every((s) => 'const' in s)) throw configError(`${where} must be one of ${schema.anyOf.map((s) => String(s.const)).join(', ')}`);
-    throw configError(`${where} ${first.message.replace(/^Expected (?:\w+ )?to be /, 'must be ').replace(/^Expected /, 'must be ')}`);
-  }
+  const problem = schemaProblem(ManagerConfigSchema, cfg, {
+    requiredHint: (where) => (where.startsWith('config/tls') ? ' (give --pki-dir DIR, --tls-cert/--tls-key/--tls-ca, or tls in the config file)' : ''),
+    message: (m) => m.replace(/^Expected (?:\w+ )?to be /, 'must be ').replace(/^Expected /, 'must be '),
+  });
+  if (problem) throw configError(problem);
   return cfg as ManagerConfig;
 }
 
