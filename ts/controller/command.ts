@@ -6,7 +6,8 @@ import { Command, Option } from 'commander';
 import { DneError, ErrorCodes } from '../common/errors';
 import { createLogger, LOG_LEVELS, LogLevel } from '../common/logging';
 import { ControllerFlags, loadControllerConfig } from './config';
-import { closeOnSignals, startController } from './server';
+import { closeOnSignals } from '../common/service';
+import { startController } from './server';
 
 function int(name: string) {
   return (v: string): number => {

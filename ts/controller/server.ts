@@ -3,39 +3,25 @@
  * and the grant signing key, opens its database, connects to the manager's
  * feed and the key manager, listens, and closes gracefully on SIGTERM/SIGINT.
  */
-import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { DneError, ErrorCodes } from '../common/errors';
 import { loadGrantSigningKey } from '../common/grant';
 import { createLogger, LogLevel } from '../common/logging';
-import { privateFileProblem } from '../common/secure-files';
+import { readConfiguredFile, readTlsFiles, refuseUnprivateFile } from '../common/service';
 import { buildControllerApp, ControllerApp } from './app';
 import { ControllerConfig } from './config';
 import { ControllerService, DEFAULT_SETTINGS } from './service';
 import { ControllerStore } from './store';
 import { HttpsFeedSource, HttpsKeyAuthority } from './upstream';
 
-function readFile(what: string, file: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new DneError(ErrorCodes.config, `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
 export async function startController(c: ControllerConfig, logger?: Logger): Promise<ControllerApp> {
   const log = (logger ?? createLogger('controller', c.logLevel as LogLevel)).child({ instance: c.instanceId });
-  for (const [what, f] of [
-    ['TLS key', c.tls.key],
-    ['grant signing key', c.grantKey],
-  ] as const) {
-    const p = privateFileProblem(f);
-    if (p) throw new DneError(ErrorCodes.config, `refusing the ${what}: ${p}`);
-  }
-  const tls = { cert: readFile('TLS certificate', c.tls.cert), key: readFile('TLS key', c.tls.key), ca: readFile('CA bundle', c.tls.ca) };
+  refuseUnprivateFile('TLS key', c.tls.key);
+  refuseUnprivateFile('grant signing key', c.grantKey);
+  const tls = readTlsFiles(c.tls);
   let grantKey;
   try {
-    grantKey = loadGrantSigningKey(readFile('grant signing key', c.grantKey));
+    grantKey = loadGrantSigningKey(readConfiguredFile('grant signing key', c.grantKey));
   } catch (err) {
     if (err instanceof DneError) throw err;
     throw new DneError(ErrorCodes.config, `grant signing key ${c.grantKey}: ${(err as Error).message}`);
@@ -76,29 +62,4 @@ export async function startController(c: ControllerConfig, logger?: Logger): Pro
     'controller listening',
   );
   return app;
-}
-
-/** Closes on the first SIGTERM/SIGINT; a second one exits at once. */
-export function closeOnSignals(app: ControllerApp, log: Logger): void {
-  let closing = false;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (closing) {
-      log.warn({ signal: sig }, 'second signal, exiting now');
-      process.exit(1);
-    }
-    closing = true;
-    log.info({ signal: sig }, 'closing');
-    app
-      .close()
-      .then(() => {
-        log.info('closed');
-        process.exitCode = 0;
-      })
-      .catch((err: unknown) => {
-        log.error({ err }, 'close failed');
-        process.exitCode = 1;
-      });
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
 }

@@ -16,7 +16,8 @@ import { createLogger, LOG_LEVELS, LogLevel } from '../common/logging';
 import { privateFileProblem } from '../common/secure-files';
 import { KeyManagerFlags, loadKeyManagerConfig } from './config';
 import { generateMasterKeyFile, masterKeyFromFile } from './master-key';
-import { closeOnSignals, startKeyManager } from './server';
+import { closeOnSignals } from '../common/service';
+import { startKeyManager } from './server';
 import { KeyService } from './service';
 import { SqliteKeyStore } from './sqlite-store';
 

@@ -4,25 +4,16 @@
  * closes gracefully on SIGTERM/SIGINT (in-flight requests finish, the store
  * is closed, the master key is wiped).
  */
-import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { DneError, ErrorCodes } from '../common/errors';
 import { trustedGrantKey } from '../common/grant';
 import { createLogger, LogLevel } from '../common/logging';
-import { privateFileProblem } from '../common/secure-files';
+import { readConfiguredFile, readTlsFiles, refuseUnprivateFile } from '../common/service';
 import { buildKeyManagerApp, KeyManagerApp } from './app';
 import { KeyManagerConfig } from './config';
 import { loadMasterKey } from './master-key';
 import { KeyManagerSettings } from './service';
 import { SqliteKeyStore } from './sqlite-store';
-
-function readFile(what: string, file: string): Buffer {
-  try {
-    return fs.readFileSync(file);
-  } catch (err) {
-    throw new DneError(ErrorCodes.config, `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
 
 export function settingsFromConfig(c: KeyManagerConfig): KeyManagerSettings {
   return {
@@ -31,7 +22,7 @@ export function settingsFromConfig(c: KeyManagerConfig): KeyManagerSettings {
     senderRange: { start: c.senderIds.start, end: c.senderIds.end },
     grantKeys: c.grants.trustedKeys.map((f) => {
       try {
-        return trustedGrantKey(readFile('trusted grant key', f));
+        return trustedGrantKey(readConfiguredFile('trusted grant key', f));
       } catch (err) {
         if (err instanceof DneError) throw err;
         throw new DneError(ErrorCodes.config, `trusted grant key ${f}: ${(err as Error).message}`);
@@ -44,9 +35,8 @@ export function settingsFromConfig(c: KeyManagerConfig): KeyManagerSettings {
 
 export async function startKeyManager(c: KeyManagerConfig, logger?: Logger): Promise<KeyManagerApp> {
   const log = logger ?? createLogger('keymanager', c.logLevel as LogLevel);
-  const keyProblem = privateFileProblem(c.tls.key);
-  if (keyProblem) throw new DneError(ErrorCodes.config, `refusing the TLS key: ${keyProblem}`);
-  const tls = { cert: readFile('TLS certificate', c.tls.cert), key: readFile('TLS key', c.tls.key), ca: readFile('CA bundle', c.tls.ca) };
+  refuseUnprivateFile('TLS key', c.tls.key);
+  const tls = readTlsFiles(c.tls);
   const settings = settingsFromConfig(c);
   const masterKey = loadMasterKey({ file: c.masterKeyFile });
   let store: SqliteKeyStore;
@@ -84,29 +74,4 @@ export async function startKeyManager(c: KeyManagerConfig, logger?: Logger): Pro
     'key manager listening',
   );
   return app;
-}
-
-/** Closes on the first SIGTERM/SIGINT; a second one exits at once. */
-export function closeOnSignals(app: KeyManagerApp, log: Logger): void {
-  let closing = false;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (closing) {
-      log.warn({ signal: sig }, 'second signal, exiting now');
-      process.exit(1);
-    }
-    closing = true;
-    log.info({ signal: sig }, 'closing');
-    app
-      .close()
-      .then(() => {
-        log.info('closed');
-        process.exitCode = 0;
-      })
-      .catch((err: unknown) => {
-        log.error({ err }, 'close failed');
-        process.exitCode = 1;
-      });
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
 }

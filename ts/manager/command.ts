@@ -9,7 +9,8 @@ import { DneError, ErrorCodes } from '../common/errors';
 import { createLogger, LOG_LEVELS, LogLevel } from '../common/logging';
 import { hashToken } from './app';
 import { loadManagerConfig, ManagerFlags } from './config';
-import { closeOnSignals, startManager } from './server';
+import { closeOnSignals } from '../common/service';
+import { startManager } from './server';
 
 function int(name: string) {
   return (v: string): number => {
