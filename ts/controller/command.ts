@@ -3,22 +3,11 @@
  * are enough; `dne server` starts it as a child process that way.
  */
 import { Command, Option } from 'commander';
-import { DneError, ErrorCodes } from '../common/errors';
+import { collect, int } from '../common/cli-options';
 import { createLogger, LOG_LEVELS, LogLevel } from '../common/logging';
-import { ControllerFlags, loadControllerConfig } from './config';
 import { closeOnSignals } from '../common/service';
+import { ControllerFlags, loadControllerConfig } from './config';
 import { startController } from './server';
-
-function int(name: string) {
-  return (v: string): number => {
-    if (!/^[0-9]+$/.test(v)) throw new DneError(ErrorCodes.config, `${name} must be a non-negative integer`);
-    return Number(v);
-  };
-}
-
-function collect(v: string, prev: string[] = []): string[] {
-  return [...prev, v];
-}
 
 export function registerControllerCommand(program: Command): void {
   program

@@ -9,28 +9,18 @@
  */
 import * as fs from 'node:fs';
 import { Command, Option } from 'commander';
+import { collect, int } from '../common/cli-options';
 import { DneError, ErrorCodes } from '../common/errors';
 import { createGrant, loadGrantSigningKey, UUID_PATTERN } from '../common/grant';
 import { isValidName } from '../common/identity';
 import { createLogger, LOG_LEVELS, LogLevel } from '../common/logging';
 import { privateFileProblem } from '../common/secure-files';
+import { closeOnSignals } from '../common/service';
 import { KeyManagerFlags, loadKeyManagerConfig } from './config';
 import { generateMasterKeyFile, masterKeyFromFile } from './master-key';
-import { closeOnSignals } from '../common/service';
 import { startKeyManager } from './server';
 import { KeyService } from './service';
 import { SqliteKeyStore } from './sqlite-store';
-
-function int(name: string) {
-  return (v: string): number => {
-    if (!/^[0-9]+$/.test(v)) throw new DneError(ErrorCodes.config, `${name} must be a non-negative integer`);
-    return Number(v);
-  };
-}
-
-function collect(v: string, prev: string[] = []): string[] {
-  return [...prev, v];
-}
 
 export function registerKeyManagerCommand(program: Command, out: (l: string) => void = (l) => process.stdout.write(l + '\n')): void {
   const km = program

@@ -5,23 +5,13 @@
  *   dne manager hash-token        reads a token on stdin, prints its SHA-256 for adminTokens
  */
 import { Command, Option } from 'commander';
+import { collect, int } from '../common/cli-options';
 import { DneError, ErrorCodes } from '../common/errors';
 import { createLogger, LOG_LEVELS, LogLevel } from '../common/logging';
+import { closeOnSignals } from '../common/service';
 import { hashToken } from './app';
 import { loadManagerConfig, ManagerFlags } from './config';
-import { closeOnSignals } from '../common/service';
 import { startManager } from './server';
-
-function int(name: string) {
-  return (v: string): number => {
-    if (!/^[0-9]+$/.test(v)) throw new DneError(ErrorCodes.config, `${name} must be a non-negative integer`);
-    return Number(v);
-  };
-}
-
-function collect(v: string, prev: string[] = []): string[] {
-  return [...prev, v];
-}
 
 export function registerManagerCommand(program: Command, out: (l: string) => void = (l) => process.stdout.write(l + '\n')): void {
   const m = program
