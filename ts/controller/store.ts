@@ -15,6 +15,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DneError, ErrorCodes } from '../common/errors';
+import { createOwnerOnlyFile, makeDurable } from '../common/sqlite';
 import type { Revision } from '../common/policy-model';
 
 /**
@@ -148,7 +149,7 @@ export class ControllerStore {
     const dir = path.dirname(file);
     if (!fs.existsSync(dir)) throw new DneError(ErrorCodes.config, `the folder of the controller database ${file} does not exist`);
     // Create the file 0600 before SQLite opens it (SQLite would use the umask).
-    if (!fs.existsSync(file)) fs.closeSync(fs.openSync(file, fs.constants.O_CREAT | fs.constants.O_WRONLY, 0o600));
+    createOwnerOnlyFile(file);
     try {
       this.db = new Database(file);
     } catch (err) {
@@ -157,8 +158,7 @@ export class ControllerStore {
       }
       throw new DneError(ErrorCodes.store, `cannot open the controller database ${file}: ${(err as Error).message}`);
     }
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    makeDurable(this.db);
     this.db.pragma('busy_timeout = 10000');
     this.db.exec(SCHEMA);
     const v = this.getMeta('schema_version');

@@ -14,6 +14,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DneError, ErrorCodes } from '../common/errors';
+import { createOwnerOnlyFile, makeDurable, migrateSchema, openSqlite } from '../common/sqlite';
 import {
   Algorithm,
   AUDIT_GENESIS,
@@ -189,45 +190,17 @@ export class SqliteKeyStore implements KeyStore {
     if (opts.mustExist && !fs.existsSync(file)) throw new DneError(ErrorCodes.store, `database ${file} does not exist`);
     // The database holds sealed keys and the audit log: owner-only. SQLite
     // gives its -wal and -shm files the database file's mode.
-    if (!opts.readonly && !fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
-    try {
-      this.#db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.mustExist });
-    } catch (err) {
-      const msg = (err as Error).message;
-      if (/Could not locate the bindings file/.test(msg)) {
-        // npm ci --ignore-scripts skips better-sqlite3's build step
-        throw new DneError(ErrorCodes.store, "better-sqlite3's native module is not built: run `npm rebuild better-sqlite3`");
-      }
-      throw new DneError(ErrorCodes.store, `cannot open database ${file}: ${msg}`);
-    }
-    if (!opts.readonly) {
-      this.#db.pragma('journal_mode = WAL');
-      this.#db.pragma('synchronous = FULL');
-    }
+    if (!opts.readonly) createOwnerOnlyFile(file);
+    this.#db = openSqlite(file, { readonly: opts.readonly, fileMustExist: opts.mustExist });
+    if (!opts.readonly) makeDurable(this.#db);
     this.#db.pragma('foreign_keys = ON');
     this.#db.pragma('busy_timeout = 10000');
-    if (!opts.readonly) this.#migrate();
+    if (!opts.readonly) migrateSchema(this.#db, file, SCHEMA, SCHEMA_VERSION);
     this.#q = queueKey(file);
     const q = queues.get(this.#q) ?? { tail: Promise.resolve(), users: 0 };
     q.users++;
     queues.set(this.#q, q);
     this.#tx = this.#makeTx();
-  }
-
-  #migrate(): void {
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      this.#db.exec(SCHEMA);
-      const v = this.#db.prepare('SELECT value FROM meta WHERE name = ?').get('schema_version') as { value: string } | undefined;
-      if (!v) this.#db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
-      else if (v.value !== SCHEMA_VERSION) {
-        throw new DneError(ErrorCodes.store, `database ${this.file} has schema version ${v.value}; this dne knows ${SCHEMA_VERSION}`);
-      }
-      this.#db.exec('COMMIT');
-    } catch (err) {
-      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
-      throw err;
-    }
   }
 
   #makeTx(): KeyStoreTx {

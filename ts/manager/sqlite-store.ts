@@ -8,8 +8,8 @@
  * PostgreSQL backend fits; better-sqlite3 itself is synchronous).
  */
 import Database from 'better-sqlite3';
-import * as fs from 'node:fs';
 import { DneError, ErrorCodes } from '../common/errors';
+import { createOwnerOnlyFile, makeDurable, migrateSchema, openSqlite } from '../common/sqlite';
 import { AuditEntry, AuditInput, FeedRow, ManagerStore, ManagerStoreTx, ObjectKind, RevisionRow, StatsRow, StoredObject } from './store';
 
 const SCHEMA_VERSION = '1';
@@ -98,37 +98,12 @@ export class SqliteManagerStore implements ManagerStore {
   constructor(file: string) {
     this.file = file;
     // Owner-only: the audit log names every administrator and every change.
-    if (file !== ':memory:' && !fs.existsSync(file)) fs.closeSync(fs.openSync(file, 'a', 0o600));
-    try {
-      this.#db = new Database(file);
-    } catch (err) {
-      const msg = (err as Error).message;
-      if (/Could not locate the bindings file/.test(msg)) {
-        throw new DneError(ErrorCodes.store, "better-sqlite3's native module is not built: run `npm rebuild better-sqlite3`");
-      }
-      throw new DneError(ErrorCodes.store, `cannot open database ${file}: ${msg}`);
-    }
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
+    if (file !== ':memory:') createOwnerOnlyFile(file);
+    this.#db = openSqlite(file);
+    makeDurable(this.#db);
     this.#db.pragma('busy_timeout = 10000');
-    this.#migrate();
+    migrateSchema(this.#db, file, SCHEMA, SCHEMA_VERSION);
     this.#tx = this.#makeTx();
-  }
-
-  #migrate(): void {
-    this.#db.exec('BEGIN IMMEDIATE');
-    try {
-      this.#db.exec(SCHEMA);
-      const v = this.#db.prepare('SELECT value FROM meta WHERE name = ?').get('schema_version') as { value: string } | undefined;
-      if (!v) this.#db.prepare('INSERT INTO meta (name, value) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
-      else if (v.value !== SCHEMA_VERSION) {
-        throw new DneError(ErrorCodes.store, `database ${this.file} has schema version ${v.value}; this dne knows ${SCHEMA_VERSION}`);
-      }
-      this.#db.exec('COMMIT');
-    } catch (err) {
-      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
-      throw err;
-    }
   }
 
   #makeTx(): ManagerStoreTx {
