@@ -13,7 +13,8 @@ import { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { DneError, ErrorCodes } from '../common/errors';
-import { errorBody, ErrorName, HttpError, httpError, statusOf } from '../common/http-errors';
+import { fastifyErrorToHttp, logRefusedHandshakes, mtlsHttpsOptions, ServerTls, STRICT_AJV } from '../common/fastify-app';
+import { errorBody, httpError, statusOf } from '../common/http-errors';
 import { Identity, identityFromCertificate, identityUri, Role } from '../common/identity';
 import { schemaErrorFormatter } from '../common/validation';
 import {
@@ -40,7 +41,7 @@ export const MAX_WAIT_SECONDS = 60;
 export const DEFAULT_WAIT_SECONDS = 25;
 
 export interface ControllerAppOptions {
-  tls: { cert: string | Buffer; key: string | Buffer; ca: string | Buffer | (string | Buffer)[] };
+  tls: ServerTls;
   service: ControllerService;
   logger: Logger;
   bodyLimit?: number;
@@ -48,37 +49,17 @@ export interface ControllerAppOptions {
   ownService?: boolean;
 }
 
-function fastifyErrorToHttp(err: FastifyError, bodyLimit: number): HttpError | null {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return httpError('bodyTooLarge', `body is larger than ${bodyLimit} bytes`);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return httpError('unsupportedMediaType', 'content-type must be application/json');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return httpError('badRequest', 'body is empty but content-type is application/json');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return httpError('badRequest', 'body is not valid JSON, or it contains a __proto__ or constructor.prototype key');
-  }
-  if (err instanceof SyntaxError || err.name === 'SyntaxError') return httpError('badRequest', 'body is not valid JSON');
-  const status = err.statusCode ?? 500;
-  if (status >= 400 && status < 500) {
-    const name: ErrorName = status === 404 ? 'notFound' : status === 413 ? 'bodyTooLarge' : status === 415 ? 'unsupportedMediaType' : 'badRequest';
-    return httpError(name, err.message);
-  }
-  return null;
-}
-
 export async function buildControllerApp(opts: ControllerAppOptions) {
   const bodyLimit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   const service = opts.service;
   const logger = opts.logger;
   const app = Fastify({
-    https: { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
+    https: mtlsHttpsOptions(opts.tls, true),
     loggerInstance: logger,
     // A poll per agent per wait period is routine; request lines at debug keep info quiet for 1,000s of hosts.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    ajv: STRICT_AJV,
     schemaErrorFormatter: schemaErrorFormatter(PATTERN_TEXT),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
@@ -89,9 +70,7 @@ export async function buildControllerApp(opts: ControllerAppOptions) {
 
   app.removeContentTypeParser('text/plain');
 
-  app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    logger.warn({ remoteAddress: socket.remoteAddress, reason: err.code ?? err.message }, 'TLS handshake refused');
-  });
+  logRefusedHandshakes(app, logger);
 
   // An agent's keep-alive connection carries a poll every few seconds: parse its certificate once per connection.
   const peerIds = new WeakMap<TLSSocket, ReturnType<typeof identityFromCertificate>>();
@@ -114,7 +93,7 @@ export async function buildControllerApp(opts: ControllerAppOptions) {
 
   app.setErrorHandler(async (error: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => {
     let err: Error = error;
-    if (!(err instanceof DneError)) err = fastifyErrorToHttp(error as FastifyError, bodyLimit) ?? err;
+    if (!(err instanceof DneError)) err = fastifyErrorToHttp(error as FastifyError, { bodyTooLarge: `body is larger than ${bodyLimit} bytes`, contentLength: false }) ?? err;
     const status = statusOf(err);
     const refused = status < 500;
     const peer = req.dnePeer ? identityUri(req.dnePeer) : `unidentified peer from ${req.ip}`;

@@ -15,7 +15,8 @@ import type { TLSSocket } from 'node:tls';
 import type { X509Certificate } from 'node:crypto';
 import type { Logger } from 'pino';
 import { DneError, ErrorCodes } from '../common/errors';
-import { errorBody, ErrorName, HttpError, httpError, statusOf } from '../common/http-errors';
+import { fastifyErrorToHttp, logRefusedHandshakes, mtlsHttpsOptions, ServerTls, STRICT_AJV } from '../common/fastify-app';
+import { errorBody, httpError, statusOf } from '../common/http-errors';
 import { identityFromCertificate, identityUri } from '../common/identity';
 import { createLogger, LogLevel } from '../common/logging';
 import { schemaErrorFormatter } from '../common/validation';
@@ -53,12 +54,7 @@ declare module 'fastify' {
 export const DEFAULT_BODY_LIMIT = 64 * 1024;
 export const DEFAULT_EXPIRY_SWEEP_MS = 60_000;
 
-export interface KeyManagerTls {
-  cert: string | Buffer;
-  key: string | Buffer;
-  /** The CA (bundle) that client certificates must chain to. */
-  ca: string | Buffer | (string | Buffer)[];
-}
+export type KeyManagerTls = ServerTls;
 
 export interface KeyManagerAppOptions {
   tls: KeyManagerTls;
@@ -77,33 +73,6 @@ export interface KeyManagerAppOptions {
 }
 
 const peerCertCache = new WeakMap<TLSSocket, X509Certificate | undefined>();
-
-function fastifyErrorToHttp(err: FastifyError, bodyLimit: number): HttpError | null {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return httpError('bodyTooLarge', `body is larger than ${bodyLimit} bytes`);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return httpError('unsupportedMediaType', 'content-type must be application/json');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return httpError('badRequest', 'body is empty but content-type is application/json');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      // fastify uses one code for syntax errors and for __proto__/constructor.prototype keys (secure-json-parse)
-      return httpError('badRequest', 'body is not valid JSON, or it contains a __proto__ or constructor.prototype key');
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return httpError('badRequest', 'content-length does not match the body');
-  }
-  if (err instanceof SyntaxError || err.name === 'SyntaxError') {
-    // Never echo the parser's message: it quotes the body, which could hold a grant.
-    if (/prototype/.test(err.message)) return httpError('badRequest', 'body contains a forbidden __proto__ or constructor.prototype key');
-    return httpError('badRequest', 'body is not valid JSON');
-  }
-  const status = err.statusCode ?? 500;
-  if (status >= 400 && status < 500) {
-    const name: ErrorName = status === 404 ? 'notFound' : status === 413 ? 'bodyTooLarge' : status === 415 ? 'unsupportedMediaType' : 'badRequest';
-    return httpError(name, err.message);
-  }
-  return null;
-}
 
 function actorOf(req: FastifyRequest): string {
   return req.peer ? identityUri(req.peer) : `unidentified peer ${req.peerHint ?? ''} from ${req.ip}`.replace('  ', ' ');
@@ -124,17 +93,10 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
   const service = new KeyService(opts.store, opts.masterKey, opts.settings, logger, opts.now);
 
   const app = Fastify({
-    https: {
-      cert: opts.tls.cert,
-      key: opts.tls.key,
-      ca: opts.tls.ca,
-      requestCert: true,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
-    },
+    https: mtlsHttpsOptions(opts.tls, true),
     loggerInstance: logger,
     bodyLimit,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    ajv: STRICT_AJV,
     schemaErrorFormatter: schemaErrorFormatter(PATTERN_TEXT),
     return503OnClosing: true,
     // Policy ids may be 128 characters (fastify's default path-parameter
@@ -148,10 +110,7 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
   // JSON only: a text/plain body is refused with 415, not parsed as a string.
   app.removeContentTypeParser('text/plain');
 
-  // Handshakes refused for want of a (valid) client certificate never become requests; log them.
-  app.server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
-    logger.warn({ remoteAddress: socket.remoteAddress, reason: err.code ?? err.message }, 'TLS handshake refused');
-  });
+  logRefusedHandshakes(app, logger);
 
   app.addHook('onRequest', async (req) => {
     const sock = req.raw.socket as TLSSocket;
@@ -182,7 +141,7 @@ export async function buildKeyManagerApp(opts: KeyManagerAppOptions) {
 
   app.setErrorHandler(async (error: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => {
     let err: Error = error;
-    if (!(err instanceof DneError)) err = fastifyErrorToHttp(error as FastifyError, bodyLimit) ?? err;
+    if (!(err instanceof DneError)) err = fastifyErrorToHttp(error as FastifyError, { bodyTooLarge: `body is larger than ${bodyLimit} bytes`, prototypeKey: true }) ?? err;
     const status = statusOf(err);
     const refused = status < 500;
     const code = err instanceof DneError && refused ? err.code : ErrorCodes.internal;

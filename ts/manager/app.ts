@@ -23,7 +23,8 @@ import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import { MANAGER_API } from '../common/contracts';
 import { DneError, ErrorCodes } from '../common/errors';
-import { errorBody, ErrorName, HttpError, httpError, statusOf } from '../common/http-errors';
+import { fastifyErrorToHttp, mtlsHttpsOptions, ServerTls, STRICT_AJV } from '../common/fastify-app';
+import { errorBody, HttpError, httpError, statusOf } from '../common/http-errors';
 import { identityFromCertificate, identityUri, Role } from '../common/identity';
 import { createLogger, LogLevel } from '../common/logging';
 import { AjvLikeError, schemaErrorFormatter } from '../common/validation';
@@ -37,12 +38,7 @@ import type { ManagerStore } from './store';
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
-export interface ManagerTls {
-  cert: string | Buffer;
-  key: string | Buffer;
-  /** The CA (bundle) that client certificates must chain to. */
-  ca: string | Buffer | (string | Buffer)[];
-}
+export type ManagerTls = ServerTls;
 
 /** A bearer token as configured: its name (for the audit log) and the SHA-256 of the token, hex. */
 export interface AdminToken {
@@ -92,28 +88,6 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token, 'utf8').digest('hex');
 }
 
-function fastifyErrorToHttp(err: FastifyError, bodyLimit: number): HttpError | null {
-  switch (err.code) {
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return httpError('bodyTooLarge', `body is larger than ${bodyLimit} bytes (the manager's bodyLimitBytes)`);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return httpError('unsupportedMediaType', 'content-type must be application/json');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return httpError('badRequest', 'body is empty but content-type is application/json');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return httpError('badRequest', 'body is not valid JSON, or it contains a __proto__ or constructor.prototype key');
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return httpError('badRequest', 'content-length does not match the body');
-  }
-  if (err instanceof SyntaxError || err.name === 'SyntaxError') return httpError('badRequest', 'body is not valid JSON');
-  const status = err.statusCode ?? 500;
-  if (status >= 400 && status < 500) {
-    const name: ErrorName = status === 404 ? 'notFound' : status === 413 ? 'bodyTooLarge' : status === 415 ? 'unsupportedMediaType' : 'badRequest';
-    return httpError(name, err.message);
-  }
-  return null;
-}
-
 const baseFormatter = schemaErrorFormatter(PATTERN_TEXT);
 /** Fields that accept one of two forms, and how to say so (Ajv's first error names only one branch). */
 const ALTERNATIVES: Array<[RegExp, string]> = [
@@ -139,12 +113,10 @@ export async function buildManagerApp(opts: ManagerAppOptions) {
   const tokens = (opts.adminTokens ?? []).map((t) => ({ name: t.name, digest: Buffer.from(t.sha256, 'hex') }));
 
   const app = Fastify({
-    ...(opts.tls
-      ? { https: { cert: opts.tls.cert, key: opts.tls.key, ca: opts.tls.ca, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' as const } }
-      : {}),
+    ...(opts.tls ? { https: mtlsHttpsOptions(opts.tls, false) } : {}),
     loggerInstance: logger,
     bodyLimit,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: true, allErrors: false } },
+    ajv: STRICT_AJV,
     schemaErrorFormatter: formatSchemaErrors,
     return503OnClosing: true,
     routerOptions: { maxParamLength: 256 },
@@ -212,7 +184,7 @@ export async function buildManagerApp(opts: ManagerAppOptions) {
 
   app.setErrorHandler(async (error: FastifyError | Error, req: FastifyRequest, reply: FastifyReply) => {
     let err: Error = error;
-    if (!(err instanceof DneError)) err = fastifyErrorToHttp(error as FastifyError, bodyLimit) ?? err;
+    if (!(err instanceof DneError)) err = fastifyErrorToHttp(error as FastifyError, { bodyTooLarge: `body is larger than ${bodyLimit} bytes (the manager's bodyLimitBytes)` }) ?? err;
     const status = statusOf(err);
     const refused = status < 500;
     const code = err instanceof DneError && refused ? err.code : ErrorCodes.internal;
