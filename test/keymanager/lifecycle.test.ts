@@ -42,7 +42,7 @@ async function allAudit(): Promise<AuditEntry[]> {
 }
 
 test('create → metadata only, one active key per policy', async () => {
-  const r = await m1()('POST', '/v1/keys', { policyId: 'life:1', algorithm: 'AES_GCM_256', notAfter: '2999-01-01T00:00:00.000Z' });
+  const r = await c1()('POST', '/v1/keys', { policyId: 'life:1', algorithm: 'AES_GCM_256', notAfter: '2999-01-01T00:00:00.000Z' });
   expect(r.status).toBe(201);
   expect(r.body).toEqual({
     keyId: expect.stringMatching(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/),
@@ -53,11 +53,13 @@ test('create → metadata only, one active key per policy', async () => {
     notBefore: null,
     notAfter: '2999-01-01T00:00:00.000Z',
     createdAt: expect.any(String),
-    createdBy: 'dne://manager/m1',
+    createdBy: 'dne://controller/c1',
     retiredAt: null,
     revokedAt: null,
     revokeReason: null,
   });
+  // The manager reads the metadata the controller's key got.
+  expect((await m1()('GET', `/v1/keys/${r.body.keyId}`)).body).toEqual(r.body);
   const again = await c1()('POST', '/v1/keys', { policyId: 'life:1', algorithm: 'AES_GCM_256' });
   expect(again.status).toBe(409);
   expect(again.body.message).toBe(`policy life:1 already has an active key ${r.body.keyId}; rotate it with POST /v1/policies/life:1/rotate`);

@@ -1,8 +1,8 @@
 /**
  * Acceptance 1: mutual TLS only. No client certificate, or one from another
  * CA, gets no HTTP at all; a dne-CA certificate without a dne identity gets
- * 403; the controller (and manager, admin) can manage keys but never read key
- * bytes — only the host a grant names can.
+ * 403; only the controller creates, rotates and revokes keys (manager and
+ * admin read metadata); nobody but the host a grant names reads key bytes.
  */
 import { client, closeAgents, grantFor, makePki, RunningKm, startKm, TestPki } from './helpers';
 
@@ -92,9 +92,38 @@ test('hosts cannot manage keys and only admin reads the audit log', async () => 
   const h1 = client(km.port, pki, 'host/h1');
   const r = await h1('POST', '/v1/keys', { policyId: 'mtls-2', algorithm: 'AES_GCM_128' });
   expect(r.status).toBe(403);
-  expect(r.body.message).toBe('dne://host/h1 may not create keys; that needs the role controller or manager or admin');
+  expect(r.body.message).toBe('dne://host/h1 may not create keys; that needs the role controller');
   expect((await h1('GET', '/v1/keys')).status).toBe(403);
   const c1 = await client(km.port, pki, 'controller/c1')('GET', '/v1/audit');
   expect(c1.status).toBe(403);
   expect(c1.body.message).toMatch(/may not read the audit log; that needs the role admin/);
+});
+
+test('manager and admin certificates read key metadata but cannot create, rotate or revoke keys (the controller would not know)', async () => {
+  const c1 = client(km.port, pki, 'controller/c1');
+  const key = (await c1('POST', '/v1/keys', { policyId: 'mtls-3', algorithm: 'AES_GCM_128' })).body;
+  expect(key.state).toBe('active');
+  for (const who of ['manager/m1', 'admin/ops']) {
+    const as = client(km.port, pki, who);
+    const create = await as('POST', '/v1/keys', { policyId: `mtls-4-${who.split('/')[0]}`, algorithm: 'AES_GCM_128' });
+    expect(create.status).toBe(403);
+    expect(create.body.code).toBe('ERR_DNE_FORBIDDEN');
+    expect(create.body.message).toBe(`dne://${who} may not create keys; that needs the role controller`);
+    const rotate = await as('POST', '/v1/policies/mtls-3/rotate', {});
+    expect(rotate.status).toBe(403);
+    expect(rotate.body.message).toBe(`dne://${who} may not rotate keys; that needs the role controller`);
+    const revoke = await as('POST', `/v1/keys/${key.keyId}/revoke`, { reason: 'outage' });
+    expect(revoke.status).toBe(403);
+    expect(revoke.body.message).toBe(`dne://${who} may not revoke keys; that needs the role controller`);
+    // Read-only access stays.
+    expect((await as('GET', `/v1/keys/${key.keyId}`)).body.state).toBe('active');
+    expect((await as('GET', '/v1/keys?policyId=mtls-3')).body.keys).toHaveLength(1);
+    expect((await as('GET', `/v1/keys?policyId=mtls-4-${who.split('/')[0]}`)).body.keys).toHaveLength(0);
+  }
+  // Nothing changed: still one active key, the one the controller created.
+  const list = await c1('GET', '/v1/keys?policyId=mtls-3');
+  expect(list.body.keys.map((k: { keyId: string; state: string }) => [k.keyId, k.state])).toEqual([[key.keyId, 'active']]);
+  const audit = await client(km.port, pki, 'admin/ops')('GET', '/v1/audit?limit=1000');
+  const refused = audit.body.entries.filter((e: { actor: string; outcome: string; action: string }) => e.outcome === 'refused' && e.action !== 'release' && /manager\/m1|admin\/ops/.test(e.actor));
+  expect(refused.map((e: { action: string }) => e.action).sort()).toEqual(['create', 'create', 'revoke', 'revoke', 'rotate', 'rotate']);
 });

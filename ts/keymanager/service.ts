@@ -1,9 +1,11 @@
 /**
  * The key manager's rules (DESIGN §1, §3, §5), independent of HTTP:
  *
- *  - who may do what: controller/manager/admin manage keys and see metadata;
- *    only a host holding a valid grant that names it gets key bytes; only
- *    admin reads the audit log;
+ *  - who may do what: only the controller creates, rotates and revokes keys
+ *    (it runs the rollover barrier and must know every key's state: a key
+ *    changed behind its back, e.g. revoked, would stay in host configs);
+ *    controller/manager/admin read metadata; only a host holding a valid
+ *    grant that names it gets key bytes; only admin reads the audit log;
  *  - key lifecycle per key policy: create (one active key per policy), rotate
  *    (new active key, previous one retired), revoke, expire (notAfter passed);
  *  - release: grant checks, then per key fresh sender IDs from this
@@ -109,7 +111,14 @@ export interface ReleaseInput {
   count: number;
 }
 
-const MANAGERS: Role[] = ['controller', 'manager', 'admin'];
+/** Roles that may read key metadata. */
+const READERS: Role[] = ['controller', 'manager', 'admin'];
+/**
+ * Roles that may change keys: the controller alone. It holds the two-phase
+ * rollover state (DESIGN §5) and never learns of a change made by anyone
+ * else; operators act through the manager, whose feed reaches the controller.
+ */
+const WRITERS: Role[] = ['controller'];
 
 function iso(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString();
@@ -224,7 +233,7 @@ export class KeyService {
 
   async listKeys(peer: Peer, filter: { policyId?: string; after?: string; limit?: number }): Promise<KeyMetadata[]> {
     return this.guard(peer, 'list', { policyId: filter.policyId }, async () => {
-      this.requireRole(peer, MANAGERS, 'list keys');
+      this.requireRole(peer, READERS, 'list keys');
       const rows = await this.store.read((tx) =>
         tx.listKeys({ policyId: filter.policyId, afterKeyId: filter.after?.toLowerCase(), limit: filter.limit ?? 100 }),
       );
@@ -235,7 +244,7 @@ export class KeyService {
   async getKey(peer: Peer, keyId: string): Promise<KeyMetadata> {
     const id = keyId.toLowerCase();
     return this.guard(peer, 'get', { keyIds: [id] }, async () => {
-      this.requireRole(peer, MANAGERS, 'read key metadata');
+      this.requireRole(peer, READERS, 'read key metadata');
       const row = await this.store.read((tx) => tx.getKey(id));
       if (!row) throw httpError('notFound', `key ${id} does not exist`);
       return this.metadata(row);
@@ -253,7 +262,7 @@ export class KeyService {
 
   async createKey(peer: Peer, input: CreateKeyInput): Promise<KeyMetadata> {
     return this.guard(peer, 'create', { policyId: input.policyId }, async () => {
-      this.requireRole(peer, MANAGERS, 'create keys');
+      this.requireRole(peer, WRITERS, 'create keys');
       this.checkPolicyId(input.policyId);
       this.checkAlgorithm(input.algorithm);
       const now = this.now();
@@ -285,7 +294,7 @@ export class KeyService {
 
   async rotatePolicy(peer: Peer, policyId: string, input: RotateInput): Promise<{ key: KeyMetadata; retired: string[] }> {
     return this.guard(peer, 'rotate', { policyId }, async () => {
-      this.requireRole(peer, MANAGERS, 'rotate keys');
+      this.requireRole(peer, WRITERS, 'rotate keys');
       this.checkPolicyId(policyId);
       if (input.algorithm !== undefined) this.checkAlgorithm(input.algorithm);
       const now = this.now();
@@ -318,7 +327,7 @@ export class KeyService {
   async revokeKey(peer: Peer, keyId: string, reason?: string): Promise<KeyMetadata> {
     const id = keyId.toLowerCase();
     return this.guard(peer, 'revoke', { keyIds: [id] }, async () => {
-      this.requireRole(peer, MANAGERS, 'revoke keys');
+      this.requireRole(peer, WRITERS, 'revoke keys');
       const now = this.now();
       return this.store.write(async (tx) => {
         const row = await tx.getKey(id);
