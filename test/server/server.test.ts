@@ -81,6 +81,30 @@ describe('dne server', () => {
     expect(logs).not.toContain(token);
   });
 
+  test('a second server on the same directory is refused while the first runs', () => {
+    const r = spawnSync(process.execPath, [cliPath(), 'server', '--dir', path.join(dir, 'data'), '--keymanager-port', String(BASE + 1500), '--manager-port', String(BASE + 1501), '--controller-port', String(BASE + 1502)], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/another dne server \(pid \d+\) is using .*data; stop it first or choose another --dir/);
+    expect(r.stdout).not.toMatch(/ready/);
+  });
+
+  test('a port that is already in use is refused before anything starts', async () => {
+    const net = await import('node:net');
+    const blocker = net.createServer();
+    const port = BASE + 1600;
+    await new Promise<void>((r) => blocker.listen({ host: '127.0.0.1', port }, () => r()));
+    try {
+      const target = path.join(dir, 'busy');
+      const r = spawnSync(process.execPath, [cliPath(), 'server', '--dir', target, '--keymanager-port', String(BASE + 1601), '--manager-port', String(port), '--controller-port', String(BASE + 1602)], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status).toBe(2);
+      expect(r.stderr).toMatch(new RegExp(`port ${port} \\(manager\\) is already in use on 127.0.0.1`));
+      expect(r.stdout).not.toMatch(/ready/);
+      expect(fs.existsSync(path.join(target, 'server.lock'))).toBe(false);
+    } finally {
+      blocker.close();
+    }
+  });
+
   test('restarts a component that crashes', async () => {
     const data = path.join(dir, 'data');
     const before = JSON.parse(fs.readFileSync(path.join(data, 'server.json'), 'utf8')).children.controller as number;
@@ -120,11 +144,21 @@ describe('dne server', () => {
     [['--ack-timeout', '-3'], /--ack-timeout must be a whole number of seconds >= 1/],
     [['--ack-timeout', '2.5'], /--ack-timeout must be a whole number of seconds >= 1, got "2.5"/],
     [['--log-level', 'loud'], /log-level/],
+    [['--manager-port', '21000', '--controller-port', '21000'], /manager and controller cannot both use port 21000/],
   ])('refuses %j with a precise message and starts nothing', (args, msg) => {
+    expect(args.length).toBeGreaterThan(0);
     const target = path.join(dir, `bad-${args[0]}`);
     const r = spawnSync(process.execPath, [cliPath(), 'server', '--dir', target, ...args], { encoding: 'utf8', timeout: 30_000 });
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(msg);
     expect(fs.existsSync(target)).toBe(false);
+  });
+
+  test('--dir naming a file is refused', () => {
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, 'x');
+    const r = spawnSync(process.execPath, [cliPath(), 'server', '--dir', file], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/--dir .*a-file exists and is not a directory/);
   });
 });

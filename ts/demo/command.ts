@@ -34,6 +34,7 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
     .action(async (o: { dir?: string; keep?: boolean; hold?: boolean; iperfSeconds: number; basePort: number }) => {
       if (process.getuid?.() !== 0) throw new DneError(ErrorCodes.config, 'dne demo needs root (network namespaces, AF_PACKET): run it with sudo');
       // A fresh deployment every run: an old server directory would hold the previous run's policy and keys.
+      if (o.dir && fs.existsSync(o.dir) && !fs.statSync(o.dir).isDirectory()) throw new DneError(ErrorCodes.config, `--dir ${o.dir} exists and is not a directory`);
       if (o.dir && fs.existsSync(o.dir) && fs.readdirSync(o.dir).length > 0) throw new DneError(ErrorCodes.config, `--dir ${o.dir} is not empty; give a new or empty directory`);
       const demo = new Demo({ ...(o.dir ? { dir: o.dir } : {}), keep: !!o.keep, hold: !!o.hold, iperfSeconds: o.iperfSeconds, basePort: o.basePort, log: out });
       let interrupted = false;
@@ -66,7 +67,7 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
         out('    both agents installed their keys');
         step(5, 'real traffic: ping IPv4/IPv6, HTTP to servers inside the workloads, iperf3 — captured on the underlay');
         await demo.startServices();
-        await demo.trafficAndCapture();
+        await demo.trafficAndCapture(() => step(6, 'what the underlay capture shows: ESP for protected flows, the secret never in clear, clear flows readable'));
         step(7, 'rotating the web<->db key while iperf3 UDP runs');
         await demo.rotateUnderLoad();
         step(8, 'revoking the web<->db key; traffic must recover with the replacement');

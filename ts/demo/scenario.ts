@@ -259,7 +259,8 @@ export class Demo {
     startIperfServer(this.topo!, wl.db.w);
   }
 
-  async trafficAndCapture(): Promise<void> {
+  /** `beforeCaptureChecks` runs between the traffic checks and the capture checks (the demo prints its step 6 there). */
+  async trafficAndCapture(beforeCaptureChecks: () => void = () => {}): Promise<void> {
     const wl = this.workloads!;
     const db = wl.db.w;
     let p4: PingResult | null = null;
@@ -298,6 +299,7 @@ export class Demo {
     this.check('HTTP web-1 -> app-1:8080 (ALLOW_IN_CLEAR)', !!http.clear, `hello.txt fetched: ${http.clear}`);
     this.check('iperf3 TCP web-1 -> db-1 (ENCRYPT)', tcpr !== null && tcpr.bitsPerSecond > 0, `${((tcpr?.bitsPerSecond ?? 0) / 1e9).toFixed(2)} Gbit/s received, ${tcpr?.retransmits ?? '?'} retransmits`);
 
+    beforeCaptureChecks();
     const m = cap.markers;
     const web = wl.web.w.ipv4;
     const dbA = db.ipv4;

@@ -88,6 +88,13 @@ export function serverLayout(o: ServerOptions): ServerLayout {
  */
 export async function prepareServerDir(o: ServerOptions, log: (l: string) => void = () => {}): Promise<ServerLayout> {
   const L = serverLayout(o);
+  const st = fs.statSync(L.dir, { throwIfNoEntry: false });
+  if (st && !st.isDirectory()) throw new DneError(ErrorCodes.config, `--dir ${L.dir} exists and is not a directory`);
+  const names = Object.entries(L.ports);
+  for (const [i, [c, p]] of names.entries()) {
+    const twin = names.slice(i + 1).find(([, q]) => q === p);
+    if (twin) throw new DneError(ErrorCodes.config, `${c} and ${twin[0]} cannot both use port ${p}`);
+  }
   fs.mkdirSync(L.dir, { recursive: true, mode: 0o700 });
   fs.mkdirSync(L.logDir, { recursive: true, mode: 0o700 });
   const ca = await initCa({ dir: L.pkiDir });
@@ -155,6 +162,55 @@ export async function waitForPort(host: string, port: number, timeoutMs: number,
   }
 }
 
+/** Fails with a message naming the component when something already listens on one of its ports. */
+export async function checkPortsFree(L: ServerLayout): Promise<void> {
+  for (const c of COMPONENTS) {
+    const port = L.ports[c];
+    await new Promise<void>((resolve, reject) => {
+      const s = net.createServer();
+      s.once('error', (err: NodeJS.ErrnoException) =>
+        reject(new DneError(ErrorCodes.config, err.code === 'EADDRINUSE' ? `port ${port} (${c}) is already in use on ${L.host}; stop what uses it or choose another with --${c}-port` : `cannot listen on ${L.host}:${port} (${c}): ${err.code ?? err.message}`)),
+      );
+      s.listen({ host: L.host, port, exclusive: true }, () => s.close(() => resolve()));
+    });
+  }
+}
+
+/**
+ * One server per data directory: two would share SQLite files and logs.
+ * The lock file holds the PID; a lock whose process is gone is taken over.
+ */
+function takeDirLock(L: ServerLayout): () => void {
+  const file = path.join(L.dir, 'server.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => {
+        try {
+          if (fs.readFileSync(file, 'utf8').trim() === String(process.pid)) fs.rmSync(file);
+        } catch {
+          /* already gone */
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(fs.readFileSync(file, 'utf8').trim());
+      let alive = false;
+      try {
+        if (pid > 0) {
+          process.kill(pid, 0);
+          alive = true;
+        }
+      } catch {
+        /* no such process */
+      }
+      if (alive) throw new DneError(ErrorCodes.config, `another dne server (pid ${pid}) is using ${L.dir}; stop it first or choose another --dir`);
+      fs.rmSync(file, { force: true }); // a crashed server's lock
+    }
+  }
+  throw new DneError(ErrorCodes.config, `cannot take the lock ${file}`);
+}
+
 interface Child {
   component: Component;
   proc: ChildProcess | null;
@@ -167,6 +223,7 @@ interface Child {
 export class Server {
   private readonly children = new Map<Component, Child>();
   private stopping = false;
+  private unlock: (() => void) | null = null;
 
   constructor(
     readonly layout: ServerLayout,
@@ -179,6 +236,9 @@ export class Server {
   }
 
   async start(): Promise<void> {
+    this.unlock = takeDirLock(this.layout);
+    // A port someone else holds would look like our component listening.
+    await checkPortsFree(this.layout);
     // Order: the key manager first (the controller creates keys in it), the
     // manager next (the controller follows its feed), the controller last.
     for (const c of COMPONENTS) {
@@ -284,6 +344,11 @@ export class Server {
       );
     }
     await Promise.all(waits);
-    fs.rmSync(path.join(this.layout.dir, 'server.json'), { force: true });
+    // Only the server holding the directory's lock owns its state file.
+    if (this.unlock) {
+      fs.rmSync(path.join(this.layout.dir, 'server.json'), { force: true });
+      this.unlock();
+      this.unlock = null;
+    }
   }
 }
