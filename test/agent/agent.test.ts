@@ -304,3 +304,29 @@ test('reload (SIGHUP): a port whose interface changed in the YAML is reopened at
   expect(agent.inventory().workloads[0]!.vnics[0]!.network_if).toBe('veth-vm1b');
   await expect(agent.reloadWorkloads(agentConfig({ hostId: 'h9' }))).rejects.toThrow(/hostId changed/);
 });
+
+test('reload (SIGHUP) naming an interface that does not exist: refused, the port stays open with its table, the running workloads are kept', async () => {
+  const { agent, dp } = makeAgent();
+  await agent.handleResponse(response(1, hostConfig([[K1, 'active']])));
+  const table = dp.tables.get('vm1-nic0');
+  expect(table).toBeDefined();
+  dp.missingInterfaces.add('w1-nope');
+  const next = agentConfig({ displayName: 'renamed' });
+  next.workloads[0]!.vnics[0]!.workload_if = 'w1-nope';
+  await expect(agent.reloadWorkloads(next)).rejects.toThrow(/port vm1-nic0: workload side: no interface named w1-nope; the running configuration is kept/);
+  // The workload is still on the network: same interfaces, same table, keys untouched.
+  expect(dp.ports.get('vm1-nic0')).toEqual({ name: 'vm1-nic0', workloadIf: 'tap-vm1', networkIf: 'veth-vm1', networkNetns: 'hostnet' });
+  expect(dp.tables.get('vm1-nic0')).toEqual(table);
+  expect(dp.sas.has(SPI[K1]!)).toBe(true);
+  expect(agent.status().ports.map((p) => [p.name, p.workload_if, p.rules])).toEqual([['vm1-nic0', 'tap-vm1', table!.rules.length]]);
+  // The refused file is not half-kept: inventory and the next controller version use the running workloads.
+  expect(agent.inventory().display_name).toBe('h1');
+  expect(agent.inventory().workloads[0]!.vnics[0]!.workload_if).toBe('tap-vm1');
+  await agent.handleResponse(response(2, hostConfig([[K1, 'active'], [K2, 'receive']])));
+  expect(agent.version).toBe(2);
+  expect(dp.ports.get('vm1-nic0')!.workloadIf).toBe('tap-vm1');
+  // A fixed file is taken.
+  dp.missingInterfaces.clear();
+  await agent.reloadWorkloads(next);
+  expect(dp.ports.get('vm1-nic0')!.workloadIf).toBe('w1-nope');
+});

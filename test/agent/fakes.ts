@@ -40,6 +40,8 @@ export class FakeDataplane implements Dataplane {
   readonly portCounters = new Map<string, Record<string, bigint>>();
   hostDrops = zeroDrops();
   failAddPort = new Set<string>();
+  /** Interfaces that do not exist: a port naming one cannot be opened (as the filter refuses it). */
+  missingInterfaces = new Set<string>();
   started = false;
   closed = false;
   generationN = 0n;
@@ -58,6 +60,9 @@ export class FakeDataplane implements Dataplane {
   addPort(c: PortConfig): number {
     if (this.ports.has(c.name)) throw new Error(`port ${c.name} exists`);
     if (this.failAddPort.has(c.name)) throw new Error(`cannot open interface ${c.workloadIf}: No such device`);
+    for (const [side, ifn] of [['workload', c.workloadIf], ['network', c.networkIf]] as const) {
+      if (this.missingInterfaces.has(ifn)) throw new Error(`port ${c.name}: ${side} side: no interface named ${ifn}`);
+    }
     this.ports.set(c.name, c);
     this.ops.push({ op: 'addPort', name: c.name, config: c });
     return this.ports.size - 1;

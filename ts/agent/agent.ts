@@ -369,15 +369,29 @@ export class Agent {
    * the YAML. The manager gets the new inventory, and the config in the
    * dataplane is re-applied so a port whose interfaces changed is reopened
    * at once. Other settings need a restart; a different hostId is refused.
+   * A file whose ports cannot be opened (an interface that does not exist)
+   * is refused as a whole: the ports are reopened as they were, with their
+   * tables, and the running workloads and display name are kept.
    */
   reloadWorkloads(next: AgentConfig): Promise<void> {
     if (next.hostId !== this.cfg.hostId) return Promise.reject(new Error(`hostId changed from ${this.cfg.hostId} to ${next.hostId}: restart the agent for that`));
     return this.serial(async () => {
+      const was = { workloads: this.cfg.workloads, displayName: this.cfg.displayName };
+      const setLocal = (workloads: AgentConfig['workloads']) => {
+        this.localVnics.clear();
+        for (const w of workloads) for (const v of w.vnics) this.localVnics.set(v.id, v);
+      };
       this.cfg.workloads = next.workloads;
       this.cfg.displayName = next.displayName;
-      this.localVnics.clear();
-      for (const w of next.workloads) for (const v of w.vnics) this.localVnics.set(v.id, v);
-      if (this.state.config) await this.applyConfig(this.state.config, this.version, this.revision);
+      setLocal(next.workloads);
+      try {
+        if (this.state.config) await this.applyConfig(this.state.config, this.version, this.revision);
+      } catch (err) {
+        this.cfg.workloads = was.workloads;
+        this.cfg.displayName = was.displayName;
+        setLocal(was.workloads);
+        throw new Error(`${(err as Error).message}; the running configuration is kept`);
+      }
       this.inventorySent = false;
     }).then(async () => {
       if (this.deps.manager) await this.sendInventory();

@@ -34,7 +34,7 @@ export function registerAgentCommand(program: Command): void {
         running.agent
           .reloadWorkloads(next)
           .then(() => log.info({ workloads: next.workloads.length }, 'workloads reloaded'))
-          .catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
+          .catch((err: Error) => log.error({ err: err.message }, 'reload refused'));
       });
     });
   registerCtlCommand(program);

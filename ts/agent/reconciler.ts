@@ -148,6 +148,36 @@ export interface ApplyResult {
   removed: InstalledSa[];
 }
 
+/**
+ * Reopens ports an apply closed (to reopen them with other interfaces) with
+ * their old interfaces and table, so a change that cannot be opened (an
+ * interface that does not exist) leaves the workload on the network as it
+ * was (docs/agent.md "Reload"). A port that cannot be restored either is
+ * named in the error; the others are restored.
+ */
+function restorePorts(dp: Dataplane, state: DataplaneState, closed: InstalledPort[]): void {
+  const lost: string[] = [];
+  const tables: Record<string, PortTableSpec> = {};
+  for (const ip of closed) {
+    try {
+      dp.addPort(ip.config);
+      state.ports.set(ip.config.name, ip);
+      tables[ip.config.name] = ip.host.table;
+    } catch (err) {
+      lost.push(`${ip.config.name} (${(err as Error).message})`);
+    }
+  }
+  // Only the restored ports' tables: every other port kept its table (no swap happened).
+  if (Object.keys(tables).length) {
+    try {
+      dp.setTables({ defaultAction: state.config?.defaultAction, ports: tables });
+    } catch (err) {
+      lost.push(`tables of ${Object.keys(tables).join(', ')} (${(err as Error).message})`);
+    }
+  }
+  if (lost.length) throw new ApplyError(`could not restore the previous ports: ${lost.join('; ')}`);
+}
+
 function wipe(material: Map<string, KeyMaterial>): void {
   for (const m of material.values()) {
     m.key.fill(0);
@@ -173,15 +203,20 @@ export function apply(
     const addedPorts: string[] = [];
     const addedSas: number[] = [];
     const installed: string[] = [];
+    /** Ports closed to be reopened with other interfaces: reopened as they were if the apply fails. */
+    const closedPorts: InstalledPort[] = [];
     const undo = () => {
       for (const spi of addedSas) dp.removeSa(spi);
       for (const name of addedPorts) dp.removePort(name);
+      restorePorts(dp, state, closedPorts);
     };
     let generation: bigint;
     try {
       for (const name of p.replacePorts) {
+        const was = state.ports.get(name);
         dp.removePort(name);
         state.ports.delete(name);
+        if (was) closedPorts.push(was);
       }
       for (const pc of p.addPorts) {
         dp.addPort(pc);
@@ -227,9 +262,14 @@ export function apply(
       }
       generation = dp.setTables(p.tables);
     } catch (err) {
-      undo();
       for (const spi of addedSas) state.sas.delete(spi);
-      throw err instanceof ApplyError ? err : new ApplyError((err as Error).message);
+      const why = (err as Error).message;
+      try {
+        undo();
+      } catch (undoErr) {
+        throw new ApplyError(`${why}; ${(undoErr as Error).message}`);
+      }
+      throw err instanceof ApplyError ? err : new ApplyError(why);
     }
     for (const pc of p.addPorts) {
       const hp = desired.ports.find((x) => x.name === pc.name)!;
