@@ -71,7 +71,8 @@ export class AgentProcess {
       workloads: this.workloads.map((d) => ({
         id: d.id,
         display_name: d.displayName,
-        tags: d.tags,
+        // No tags here: group membership follows the tags an administrator
+        // sets through the manager (Demo.tagWorkloads), not a host's claims.
         vnics: [
           {
             id: `${d.id}-eth0`,

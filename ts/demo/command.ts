@@ -60,7 +60,7 @@ export function registerDemoCommand(program: Command, out: (l: string) => void =
         step(3, 'starting one agent per host; they report their workloads to the manager');
         await demo.startAgents();
         await demo.waitForInventory();
-        step(4, 'applying the example policy through the REST API and publishing it');
+        step(4, 'tagging the workloads and applying the example policy through the REST API, then publishing it');
         const rev = await demo.applyPolicy();
         out(`    published revision ${rev}: web<->db ENCRYPT (${POLICY_IDS.webDb}), monitoring :9100 INTEGRITY_ONLY (${POLICY_IDS.monitoring}), default ALLOW_IN_CLEAR`);
         await demo.waitForSas([POLICY_IDS.webDb, POLICY_IDS.monitoring]);

@@ -158,7 +158,20 @@ export class Demo {
     throw new Error(`the manager lists workloads [${have.join(', ')}], expected [${want.join(', ')}]`);
   }
 
+  /**
+   * The administrator tags the workloads the agents reported (DESIGN §2:
+   * agents report workloads, administrators tag them; a host's own claims
+   * never decide which group, and so which key, it belongs to).
+   */
+  async tagWorkloads(): Promise<void> {
+    for (const d of Object.values(this.workloads!)) {
+      const cur = (await this.api<Record<string, unknown> & { _revision: number }>('GET', `/workloads/${d.id}`)).body;
+      await this.api('PUT', `/workloads/${d.id}`, { display_name: cur.display_name, host_id: cur.host_id, vnics: cur.vnics, tags: d.tags, _revision: cur._revision });
+    }
+  }
+
   async applyPolicy(): Promise<number> {
+    await this.tagWorkloads();
     const kp = (id: string, name: string, type: 'ENCRYPTION_AND_INTEGRITY' | 'INTEGRITY_ONLY') => ({
       id,
       display_name: name,
