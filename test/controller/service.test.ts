@@ -379,3 +379,31 @@ describe('hosts that are down', () => {
     await settled();
   });
 });
+
+describe('long-poll cap', () => {
+  test('a host holds at most 4 open long-polls: each further one answers the oldest at once with no versions', async () => {
+    // A host no revision names (yet): its polls wait the full 60 s unless displaced.
+    const host = 'h-poll-cap';
+    const answered: number[] = [];
+    const closers: (() => void)[] = [];
+    const polls = Array.from({ length: 7 }, (_, i) =>
+      ctl.service.poll(host, 0, 60, (f) => closers.push(f)).then((r) => {
+        answered.push(i);
+        return r;
+      }),
+    );
+    await until(() => answered.length === 3, 'the three oldest polls answered');
+    await new Promise((r) => setTimeout(r, 200));
+    // The oldest three made room for polls 4, 5 and 6; the newest four still wait.
+    expect(answered).toEqual([0, 1, 2]);
+    for (const p of polls.slice(0, 3)) {
+      const r = JSON.parse((await p).json);
+      expect(r).toMatchObject({ host_id: host, versions: [] });
+      expect(r.reset).toBeUndefined();
+    }
+    expect(ctl.service.status().hosts.find((h) => h.id === host)).toMatchObject({ polling: true });
+    for (const f of closers) f(); // the clients go away
+    await Promise.all(polls);
+    expect(answered).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+});

@@ -53,6 +53,9 @@ export interface ControllerSettings {
   maxHeldBytesPerHost: number;
 }
 
+/** Open long-polls one host may hold; a further one answers the oldest at once (empty). */
+export const MAX_POLLS_PER_HOST = 4;
+
 export const DEFAULT_SETTINGS: Omit<ControllerSettings, 'instanceId'> = {
   ackTimeoutSeconds: 60,
   livenessSeconds: 90,
@@ -715,6 +718,12 @@ export class ControllerService {
             resolve();
           };
           const t = setTimeout(done, waitSeconds * 1000);
+          // A host needs one open poll; each one holds a socket, a request and
+          // a timer. So a host may hold MAX_POLLS_PER_HOST at most: the oldest
+          // is answered (empty, as on timeout) to make room (Set iterates in
+          // insertion order). 3,000 concurrent polls from one certificate
+          // otherwise held ~280 MB and as many file descriptors.
+          if (h.waiters.size >= MAX_POLLS_PER_HOST) h.waiters.values().next().value!();
           h.waiters.add(done);
           onClose(done);
         });
