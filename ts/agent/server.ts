@@ -9,8 +9,7 @@ import * as fs from 'node:fs';
 import type { Logger } from 'pino';
 import { DneError, ErrorCodes } from '../common/errors';
 import { createLogger, LogLevel } from '../common/logging';
-import { MtlsClient, readTlsFiles, TlsMaterial } from '../common/mtls-client';
-import { privateFileProblem } from '../common/secure-files';
+import { MtlsClient } from '../common/mtls-client';
 import { loadAddon } from '../native/loader';
 import { Agent, KeySource } from './agent';
 import type { AgentConfig } from './config';
@@ -19,6 +18,7 @@ import { KeyFetcher } from './keys';
 import { AgentApi, buildAgentApi } from './local-api';
 import { createAgentMetrics } from './metrics';
 import { SecurityLog } from './syslog';
+import { loadHostTls } from './tls-check';
 
 export interface RunningAgent {
   agent: Agent;
@@ -36,19 +36,10 @@ export interface StartAgentOptions {
   logger?: Logger;
 }
 
-function readTls(c: AgentConfig): TlsMaterial {
-  const problem = privateFileProblem(c.tls.key);
-  if (problem) throw new DneError(ErrorCodes.config, `refusing the TLS key: ${problem}`);
-  try {
-    return readTlsFiles(c.tls);
-  } catch (err) {
-    throw new DneError(ErrorCodes.config, `cannot read the host TLS files: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
 export async function startAgent(c: AgentConfig, o: StartAgentOptions = {}): Promise<RunningAgent> {
   const log = o.logger ?? createLogger('agent', c.logLevel as LogLevel);
-  const tls = readTls(c);
+  // Mistakes in the identity files end the start with one line, instead of handshakes retried forever.
+  const tls = loadHostTls(c.hostId, c.tls);
   const controller = new MtlsClient(c.controller, tls);
   const manager = new MtlsClient(c.manager, tls);
   const dataplane = o.dataplane ?? createFilterDataplane({ workers: c.filter.workers, defaultAction: c.filter.defaultAction });
