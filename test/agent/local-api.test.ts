@@ -193,3 +193,38 @@ test('acceptance 7: no endpoint answer, metric, ctl output or log line contains 
   expect(searched).toBe(18);
   expect(all.length).toBeGreaterThan(5000);
 });
+
+/** A GET with an explicit Host header, over TCP (the endpoint's port) or the unix socket. */
+function getWithHost(host: string, via: 'tcp' | 'unix'): Promise<{ status: number; body: string }> {
+  const target = via === 'tcp' ? { host: '127.0.0.1', port: Number(new URL(base).port) } : { socketPath: sock };
+  return new Promise((resolve, reject) => {
+    http
+      .get({ ...target, path: '/status', headers: { host } }, (res) => {
+        let b = '';
+        res.on('data', (d: Buffer) => (b += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      })
+      .on('error', reject);
+  });
+}
+
+test('DNS rebinding: a Host that is not a loopback name with the endpoint\'s port is refused with 403 (TCP only)', async () => {
+  const port = Number(new URL(base).port);
+  for (const ok of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`, `127.1.2.3:${port}`, `[::1]:${port}`]) {
+    const r = await getWithHost(ok, 'tcp');
+    expect([ok, r.status]).toEqual([ok, 200]);
+  }
+  for (const bad of [`attacker.example:${port}`, `localhost.attacker.example:${port}`, `127.0.0.1.nip.io:${port}`, `127.0.0.1:${port + 1}`, 'localhost', `10.0.0.1:${port}`, `127.0.0.256:${port}`, `[::2]:${port}`]) {
+    const r = await getWithHost(bad, 'tcp');
+    expect([bad, r.status]).toEqual([bad, 403]);
+    expect(JSON.parse(r.body)).toEqual({
+      statusCode: 403,
+      code: 'ERR_DNE_FORBIDDEN',
+      error: 'Forbidden',
+      message: `the Host header must be localhost, 127.x.x.x or [::1] with port ${port}: the endpoint answers local clients only`,
+    });
+    expect(r.body).not.toContain('"config"');
+  }
+  // The unix socket has no port and no browser reaches it: any Host is fine there.
+  expect((await getWithHost('attacker.example', 'unix')).status).toBe(200);
+});

@@ -3,6 +3,9 @@
  * port 9477) or a unix socket, for the operator on this host, `dne ctl` and
  * Prometheus. Read-only; nothing here can change the dataplane, and no
  * response or metric carries key bytes (SAs are shown by SPI and KeyID).
+ * Over TCP only requests whose Host is a loopback name with this port are
+ * answered (DNS rebinding from a browser on the host); the socket is not
+ * reachable from a browser.
  *
  *   GET /healthz  the process answers
  *   GET /readyz   200 once the first host config is in the dataplane, else 503
@@ -41,6 +44,24 @@ const PATTERNS: Record<string, string> = {
   '^[A-Za-z0-9_.:-]{1,64}$': 'a port name',
 };
 
+/**
+ * Whether a Host header names this endpoint by a loopback name or address
+ * with the port it listens on (no port: 80). A web page the operator's
+ * browser loads can point its own DNS name at 127.0.0.1 (DNS rebinding) and
+ * then read this endpoint as same-origin; its requests carry that name in
+ * Host, so anything but a loopback name is refused.
+ */
+export function isLoopbackHost(host: string | undefined, port: number): boolean {
+  if (host === undefined) return false;
+  const m = /^(\[[0-9A-Fa-f:.]+\]|[^:[\]]+)(?::([0-9]{1,5}))?$/.exec(host);
+  if (!m) return false;
+  if ((m[2] === undefined ? 80 : Number(m[2])) !== port) return false;
+  const name = m[1]!.toLowerCase();
+  if (name === 'localhost' || name === '[::1]') return true;
+  const v4 = /^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$/.exec(name);
+  return v4 !== null && v4.slice(1).every((o) => Number(o) <= 255);
+}
+
 export async function buildAgentApi(agent: Agent, registry: Registry, opts: { logger?: Logger } = {}) {
   const app = Fastify({
     // Request lines would log every scrape; the endpoint logs only its errors.
@@ -56,6 +77,15 @@ export async function buildAgentApi(agent: Agent, registry: Registry, opts: { lo
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send(errorBody(404, 'ERR_DNE_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    // A unix socket has no port and no browser can reach it: only TCP requests are checked.
+    const port = req.raw.socket.localPort;
+    if (typeof port !== 'number' || isLoopbackHost(req.headers.host, port)) return;
+    return reply
+      .code(403)
+      .send(errorBody(403, 'ERR_DNE_FORBIDDEN', `the Host header must be localhost, 127.x.x.x or [::1] with port ${port}: the endpoint answers local clients only`));
   });
 
   app.get('/healthz', async () => ({ status: 'ok', boot_id: agent.bootId }));
