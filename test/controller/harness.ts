@@ -12,17 +12,14 @@ import * as x509 from '@peculiar/x509';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createPrivateKey, KeyObject, randomBytes, webcrypto } from 'node:crypto';
-import { Writable } from 'node:stream';
 import Fastify from 'fastify';
 import pino, { Logger } from 'pino';
 import type { FeedEvent, HostConfigResponse, HostConfigVersion } from '../../ts/common/contracts';
 import { MANAGER_API } from '../../ts/common/contracts';
 import { loadGrantSigningKey, trustedGrantKey } from '../../ts/common/grant';
 import { identityFromCertificate, Role } from '../../ts/common/identity';
-import { loggerOptions } from '../../ts/common/logging';
 import { initCa, issueCertificate } from '../../ts/common/pki';
 import { buildControllerApp, ControllerApp } from '../../ts/controller/app';
 import { Clock, ControllerService, ControllerSettings, DEFAULT_SETTINGS } from '../../ts/controller/service';
@@ -32,14 +29,11 @@ import { buildKeyManagerApp, KeyManagerApp } from '../../ts/keymanager/app';
 import { MasterKey } from '../../ts/keymanager/master-key';
 import { SqliteKeyStore } from '../../ts/keymanager/sqlite-store';
 import type { TLSSocket } from 'node:tls';
+import { JsonResp, requestJson, testLogger } from '../common/helpers';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
-export function tmpDir(prefix: string, created: string[]): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `dne-${prefix}-`));
-  created.push(d);
-  return d;
-}
+export { makeTmpDir as tmpDir } from '../common/helpers';
 
 export interface Creds {
   cert: Buffer;
@@ -115,15 +109,7 @@ export async function issueHostCreds(caDir: string, names: string[]): Promise<Ma
 }
 
 export function silentLogger(level: pino.LevelWithSilent = 'silent', lines?: string[]): Logger {
-  return pino(
-    loggerOptions('test', level as 'info'),
-    new Writable({
-      write: (c: Buffer, _e, cb) => {
-        lines?.push(c.toString('utf8'));
-        cb();
-      },
-    }),
-  );
+  return testLogger('test', level, lines);
 }
 
 // ------------------------------------------------------------ key manager
@@ -282,34 +268,10 @@ export async function startController(
 
 // ------------------------------------------------------------ HTTPS client
 
-export interface Resp {
-  status: number;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  text: string;
-}
+export type Resp = JsonResp;
 
 export function request(agent: https.Agent, port: number, method: string, urlPath: string, body?: unknown, signal?: AbortSignal): Promise<Resp> {
-  return new Promise((resolve, reject) => {
-    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const headers: Record<string, string> = payload ? { 'content-type': 'application/json' } : {};
-    const req = https.request({ host: '127.0.0.1', port, method, path: urlPath, agent, headers, signal, servername: 'localhost' }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown;
-        try {
-          parsed = text ? JSON.parse(text) : undefined;
-        } catch {
-          parsed = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, body: parsed, text });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(payload);
-  });
+  return requestJson({ host: '127.0.0.1', port, method, path: urlPath, agent, signal, servername: 'localhost' }, body);
 }
 
 export function agentFor(pki: Pki, who: string, maxSockets = 4): https.Agent {

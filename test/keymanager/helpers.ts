@@ -6,7 +6,6 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createPrivateKey, KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { Writable } from 'node:stream';
@@ -19,18 +18,14 @@ import { buildKeyManagerApp, KeyManagerApp } from '../../ts/keymanager/app';
 import { MasterKey } from '../../ts/keymanager/master-key';
 import { KeyManagerSettings } from '../../ts/keymanager/service';
 import { SqliteKeyStore } from '../../ts/keymanager/sqlite-store';
+import { JsonResp, makeTmpDir, removedAfterAll, requestJson } from '../common/helpers';
 
-const created: string[] = [];
 // Temporary folders (PKIs, databases) go when the test file is done (this
 // module is loaded at the top of every key manager test file).
-afterAll(() => {
-  for (const d of created.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+const created = removedAfterAll();
 
 export function tmpDir(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `dne-${prefix}-`));
-  created.push(d);
-  return d;
+  return makeTmpDir(prefix, created);
 }
 
 export interface Creds {
@@ -179,12 +174,7 @@ export async function startKm(pki: TestPki, o: KmOptions = {}): Promise<RunningK
   return { app, port, dbFile, masterKey, store, close: () => app.close() };
 }
 
-export interface Resp {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-  text: string;
-}
+export type Resp = JsonResp;
 
 export interface ClientOptions {
   creds?: Creds;
@@ -205,32 +195,7 @@ export function client(port: number, pki: TestPki, who: string | null, o: { ca?:
   }
   const a = agent;
   return function request(method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}): Promise<Resp> {
-    return new Promise((resolve, reject) => {
-      let payload: Buffer | undefined;
-      const h: Record<string, string> = { ...headers };
-      if (body !== undefined) {
-        payload = Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-        if (!('content-type' in h)) h['content-type'] = 'application/json';
-      }
-      const req = https.request({ host: '127.0.0.1', port, method, path: urlPath, agent: a, headers: h }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed, text });
-        });
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      if (payload) req.end(payload);
-      else req.end();
-    });
+    return requestJson({ host: '127.0.0.1', port, method, path: urlPath, agent: a, headers }, body);
   };
 }
 

@@ -3,15 +3,11 @@
  * through app.inject with an admin bearer token, and small builders for
  * request bodies.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { MANAGER_API } from '../../ts/common/contracts';
-import { loggerOptions } from '../../ts/common/logging';
 import { buildManagerApp, hashToken, ManagerApp, ManagerTls } from '../../ts/manager/app';
 import { SqliteManagerStore } from '../../ts/manager/sqlite-store';
+import { makeTmpDir, removedAfterAll, testLogger } from '../common/helpers';
 
 // light-my-request (app.inject) requires the `cookie` package, which is ESM
 // only since v1; jest's CommonJS loader cannot load it (node itself can).
@@ -25,15 +21,10 @@ jest.mock('cookie', () => ({
   parse: () => ({}),
 }));
 
-const created: string[] = [];
-afterAll(() => {
-  for (const d of created.splice(0)) fs.rmSync(d, { recursive: true, force: true });
-});
+const created = removedAfterAll();
 
 export function tmpDir(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `dne-${prefix}-`));
-  created.push(d);
-  return d;
+  return makeTmpDir(prefix, created);
 }
 
 export const TOKEN = 'test-admin-token-0123456789abcdef';
@@ -48,13 +39,29 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-export async function harness(o: { autoPublishInventory?: boolean; bodyLimit?: number; tls?: ManagerTls; dbFile?: string } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  autoPublishInventory?: boolean;
+  /** Default 0 here (every inventory change publishes at once, as the older suites expect); the manager's own default is 2. */
+  autoPublishMinIntervalSeconds?: number;
+  trustedReportedTagScopes?: string[];
+  bodyLimit?: number;
+  tls?: ManagerTls;
+  dbFile?: string;
+  now?: () => Date;
+}
+
+export async function harness(o: HarnessOptions = {}): Promise<Harness> {
   const dbFile = o.dbFile ?? path.join(tmpDir('mgr'), 'manager.db');
   const store = new SqliteManagerStore(dbFile);
-  const logger = pino(loggerOptions('manager', 'silent'), new Writable({ write: (_c, _e, cb) => cb() }));
+  const logger = testLogger('manager');
   const app = await buildManagerApp({
     store,
-    settings: { autoPublishInventory: o.autoPublishInventory ?? true },
+    settings: {
+      autoPublishInventory: o.autoPublishInventory ?? true,
+      autoPublishMinIntervalSeconds: o.autoPublishMinIntervalSeconds ?? 0,
+      trustedReportedTagScopes: o.trustedReportedTagScopes ?? [],
+    },
+    now: o.now,
     adminTokens: [{ name: 'ops', sha256: hashToken(TOKEN) }],
     logger,
     bodyLimit: o.bodyLimit,
