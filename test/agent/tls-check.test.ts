@@ -77,7 +77,7 @@ test('an expired certificate is refused', () => {
 });
 
 test('startAgent refuses before it opens anything (no endpoint, no dataplane start)', async () => {
-  const cfg = agentConfig({ tls: { ...good(), key: path.join(pki, 'host-h2.key') } });
+  const cfg = agentConfig({ tls: { ...good(), key: path.join(pki, 'host-h2.key') }, controller: 'https://127.0.0.1:1', manager: 'https://127.0.0.1:1' });
   const dp = new FakeDataplane(1);
   await expect(startAgent(cfg, { dataplane: dp, keys: new FakeKeySource(1), logger: memoryLogger().log })).rejects.toThrow(/does not belong to the certificate/);
   expect(dp.started).toBe(false);

@@ -6,6 +6,7 @@
  * every key in native memory). Nothing is written to disk.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { DneError, ErrorCodes } from '../common/errors';
 import { createLogger, LogLevel } from '../common/logging';
@@ -36,6 +37,29 @@ export interface StartAgentOptions {
   logger?: Logger;
 }
 
+/**
+ * The socket's directory (/run/dne in the example config: /run is a tmpfs,
+ * so it is gone after every boot) is created when missing, 0750: group
+ * members may reach the socket (0660), others may not even look.
+ */
+function socketDirectory(sock: string): void {
+  const dir = path.dirname(sock);
+  let st: fs.Stats | undefined;
+  try {
+    st = fs.statSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new DneError(ErrorCodes.config, `config/endpoint/socket: cannot use the directory ${dir}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  if (st && !st.isDirectory()) throw new DneError(ErrorCodes.config, `config/endpoint/socket: ${dir} is not a directory`);
+  if (st) return;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o750 });
+    fs.chmodSync(dir, 0o750); // whatever the umask
+  } catch (err) {
+    throw new DneError(ErrorCodes.config, `config/endpoint/socket: the directory ${dir} does not exist and cannot be created: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 export async function startAgent(c: AgentConfig, o: StartAgentOptions = {}): Promise<RunningAgent> {
   const log = o.logger ?? createLogger('agent', c.logLevel as LogLevel);
   // Mistakes in the identity files end the start with one line, instead of handshakes retried forever.
@@ -61,12 +85,18 @@ export async function startAgent(c: AgentConfig, o: StartAgentOptions = {}): Pro
   try {
     if (c.endpoint.socket) {
       const sock = c.endpoint.socket;
+      socketDirectory(sock);
       // A socket left by a killed agent would make listen fail; anything else at that path is not ours to remove.
       if (fs.existsSync(sock)) {
         if (!fs.lstatSync(sock).isSocket()) throw new DneError(ErrorCodes.config, `${sock} exists and is not a socket`);
         fs.unlinkSync(sock);
       }
-      await api.listen({ path: sock });
+      try {
+        await api.listen({ path: sock });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        throw new DneError(ErrorCodes.config, `config/endpoint/socket: cannot listen on ${sock}: ${code} (the agent must be able to create files in ${path.dirname(sock)})`);
+      }
       fs.chmodSync(sock, 0o660);
       endpoint = `unix:${sock}`;
     } else {
@@ -76,6 +106,7 @@ export async function startAgent(c: AgentConfig, o: StartAgentOptions = {}): Pro
       endpoint = `http://${c.endpoint.host.includes(':') ? `[${c.endpoint.host}]` : c.endpoint.host}:${port}`;
     }
   } catch (err) {
+    await api.close().catch(() => undefined);
     dataplane.close();
     keys.close();
     controller.close();
