@@ -75,7 +75,7 @@ test('role matrix', async () => {
   expect(audit.find((e: { object_id: string }) => e.object_id === 'by-cert').actor).toBe('dne://admin/ops');
 });
 
-test('agents report inventory; admin tags count for membership; changes reach controllers through the feed', async () => {
+test('agents report inventory; only admin tags count for membership; changes reach controllers through the feed', async () => {
   const admin = as('admin/ops');
   const h1 = as('host/h1');
   const h2 = as('host/h2');
@@ -100,10 +100,8 @@ test('agents report inventory; admin tags count for membership; changes reach co
 
   const pub = ok(await admin('POST', `${A}/publish`, {}), 201);
   const rev = ok(await admin('GET', `${A}/revisions/${pub.revision}`));
-  expect(rev.workloads.find((w: { id: string }) => w.id === 'a1').tags).toEqual([
-    { scope: 'tier', tag: 'web' },
-    { scope: 'os', tag: 'linux' },
-  ]);
+  // Membership takes the administrator's tags only (reported ones: trustedReportedTagScopes).
+  expect(rev.workloads.find((w: { id: string }) => w.id === 'a1').tags).toEqual([{ scope: 'tier', tag: 'web' }]);
   const first: FeedResponse = ok(await ctl('GET', `${A}/internal/controller-feed?after=0&wait=0`));
   const seq = first.latest_seq;
   expect(first.events[first.events.length - 1]).toMatchObject({ type: 'revision', revision: { revision: pub.revision } });

@@ -113,9 +113,10 @@ export interface AckBody {
 /**
  * `PUT {MANAGER_API}/agent/hosts/{hostId}/inventory` (role host) → 200 with
  * the stored host. The agent's report replaces the host's reported workloads
- * (tags the agent reports are kept apart from tags an administrator adds;
- * a workload's effective tags are the union). Workloads of other hosts are
- * refused (409).
+ * (tags the agent reports are kept apart, as `reported_tags`, from tags an
+ * administrator adds; only the administrator's make group members, unless
+ * the manager trusts the tag's scope). Workloads of other hosts, and
+ * addresses another workload holds, are refused (409).
  */
 export interface InventoryReport {
   display_name: string;

@@ -103,7 +103,18 @@ export async function draftPolicy(tx: ManagerStoreTx): Promise<PolicyPart> {
   };
 }
 
-export async function currentInventory(tx: ManagerStoreTx): Promise<InventoryPart> {
+/**
+ * The tags that decide group membership: the administrator's, plus the
+ * agent-reported ones whose scope the operator trusts (`trustedReportedTagScopes`).
+ * DESIGN §2: agents report workloads, the administrator tags them — a
+ * compromised host must not be able to tag its own workloads into a group and
+ * be granted that group's key. Reported tags stay visible (`reported_tags`).
+ */
+export function membershipTags(admin: Tag[], reported: Tag[], trustedScopes: ReadonlySet<string>): Tag[] {
+  return effectiveTags(admin, trustedScopes.size ? reported.filter((t) => trustedScopes.has(t.scope)) : []);
+}
+
+export async function currentInventory(tx: ManagerStoreTx, trustedScopes: ReadonlySet<string> = new Set()): Promise<InventoryPart> {
   return {
     hosts: (await tx.list('host')).map((o): Host => ({ id: o.id, display_name: o.body.display_name as string })),
     workloads: (await tx.list('workload')).map(
@@ -112,7 +123,7 @@ export async function currentInventory(tx: ManagerStoreTx): Promise<InventoryPar
         display_name: o.body.display_name as string,
         host_id: o.body.host_id as string,
         vnics: o.body.vnics as Workload['vnics'],
-        tags: effectiveTags((o.body.tags as Tag[]) ?? [], (o.body.reported_tags as Tag[]) ?? []),
+        tags: membershipTags((o.body.tags as Tag[]) ?? [], (o.body.reported_tags as Tag[]) ?? [], trustedScopes),
       }),
     ),
   };

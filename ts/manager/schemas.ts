@@ -134,7 +134,7 @@ export const WorkloadRes = resource('DneWorkload', {
   display_name: DisplayName,
   host_id: Type.String({ pattern: NAME_PATTERN }),
   vnics: Type.Array(VnicSchema, { maxItems: 64, default: [] }),
-  /** Tags the administrator set; the agent's are in reported_tags; membership uses both. */
+  /** Tags the administrator set: these make group members. The agent's are in reported_tags (membership only for trustedReportedTagScopes). */
   tags: Tags,
 });
 export const WorkloadResponse = Type.Object({ ...WorkloadRes.response.properties, reported_tags: Type.Array(TagSchema) }, { title: 'DneWorkload' });

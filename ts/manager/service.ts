@@ -18,7 +18,7 @@ import * as net from 'node:net';
 import { httpError, HttpError } from '../common/http-errors';
 import type { FeedEvent, InventoryReport, StatsReport } from '../common/contracts';
 import type { Revision, ResourceReference, Tag } from '../common/policy-model';
-import { parsePrefix } from '../controller/addresses';
+import { parseAddress, parsePrefix } from '../controller/addresses';
 import { validateRevision } from './publish/validate';
 import { assemble, currentInventory, DEFAULT_CONFIG, diffRevisions, draftPolicy, InventoryPart, PolicyPart, policyOf } from './revision';
 import type { Problem } from './schemas';
@@ -27,7 +27,22 @@ import type { ManagerStore, ManagerStoreTx, ObjectKind, RevisionRow, StoredObjec
 export interface ManagerSettings {
   /** Re-publish the last policy with the new inventory when inventory changes (default true). */
   autoPublishInventory: boolean;
+  /**
+   * Tag scopes whose agent-reported tags count for group membership (default
+   * none: only the administrator's tags do, DESIGN §2). Trusting a scope lets
+   * any host put its workloads into the groups that scope selects, and so
+   * obtain those groups' keys.
+   */
+  trustedReportedTagScopes?: string[];
+  /**
+   * At most one inventory auto-publish per this many seconds (default 2);
+   * changes in between are coalesced into the next one (the last state wins).
+   * 0 publishes every change at once.
+   */
+  autoPublishMinIntervalSeconds?: number;
 }
+
+export const DEFAULT_AUTO_PUBLISH_MIN_INTERVAL_S = 2;
 
 export type Obj = Record<string, unknown>;
 
@@ -105,7 +120,10 @@ export class ManagerService {
     private readonly now: () => Date = () => new Date(),
   ) {
     this.events.setMaxListeners(0);
+    this.trustedScopes = new Set(settings.trustedReportedTagScopes ?? []);
   }
+
+  private readonly trustedScopes: ReadonlySet<string>;
 
   /** One write transaction; feed long-polls wake after it committed. */
   private async writeTx<T>(fn: (tx: ManagerStoreTx) => Promise<T>): Promise<T> {
@@ -189,6 +207,7 @@ export class ManagerService {
       case 'workload': {
         if (!(await exists('host', b.host_id as string))) throw bad('host_id', `names host "${String(b.host_id)}", which does not exist`);
         await this.checkVnics(tx, b.vnics as Array<{ id: string }>, selfId, 'body/vnics');
+        await this.checkAddresses(tx, [{ id: selfId, vnics: b.vnics as Array<{ ipv4?: string[]; ipv6?: string[] }> }], (o) => o.id === selfId, 'body/vnics');
         break;
       }
       case 'section':
@@ -236,6 +255,41 @@ export class ManagerService {
       if (w.id === selfId) continue;
       for (const v of (w.body.vnics as Array<{ id: string }>) ?? []) {
         if (seen.has(v.id)) throw httpError('conflict', `${where}: vNIC id "${v.id}" already belongs to workload "${w.id}"`);
+      }
+    }
+  }
+
+  /**
+   * An address belongs to one workload only: a second workload claiming it
+   * (an agent reporting a neighbour's address, or an administrator's typo)
+   * would receive that workload's traffic policy and keys. `mine` are the
+   * workloads being written, keyed by id; every stored workload for which
+   * `replaced` is true is being rewritten and does not count. 409 naming the
+   * holder; compared in canonical form (10.0.0.2 == ::ffff:10.0.0.2, fd00::1 == fd00:0::1).
+   */
+  private async checkAddresses(tx: ManagerStoreTx, mine: Array<{ id: string; vnics: Array<{ ipv4?: string[]; ipv6?: string[] }> }>, replaced: (o: StoredObject) => boolean, where: string): Promise<void> {
+    const claimed = new Map<string, { workload: string; text: string }>();
+    for (const w of mine) {
+      for (const v of w.vnics) {
+        for (const a of [...(v.ipv4 ?? []), ...(v.ipv6 ?? [])]) {
+          const k = canonicalAddress(a);
+          if (k === null) continue; // the schema's format check refuses these first
+          const other = claimed.get(k);
+          if (other && other.workload !== w.id) throw httpError('conflict', `${where}: address ${a} is given to both workload "${other.workload}" and workload "${w.id}"`);
+          claimed.set(k, { workload: w.id, text: a });
+        }
+      }
+    }
+    if (!claimed.size) return;
+    for (const o of await tx.list('workload')) {
+      if (replaced(o)) continue;
+      for (const v of (o.body.vnics as Array<{ ipv4?: string[]; ipv6?: string[] }>) ?? []) {
+        for (const a of [...(v.ipv4 ?? []), ...(v.ipv6 ?? [])]) {
+          const mineHit = claimed.get(canonicalAddress(a) ?? '');
+          if (mineHit) {
+            throw httpError('conflict', `${where}: address ${mineHit.text} of workload "${mineHit.workload}" already belongs to workload "${o.id}" on host "${String(o.body.host_id)}"; an address belongs to one workload`);
+          }
+        }
       }
     }
   }
@@ -461,6 +515,8 @@ export class ManagerService {
           }
         }
       }
+      // The report replaces this host's workloads: only other hosts' addresses count.
+      await this.checkAddresses(tx, report.workloads, (o) => o.body.host_id === hostId, 'body/workloads');
       let host = await tx.get('host', hostId);
       if (!host || host.body.display_name !== report.display_name) {
         const before = host;
@@ -532,7 +588,7 @@ export class ManagerService {
       return await this.writeTx(async (tx) => {
         const last = await tx.latestRevision();
         const n = (last?.number ?? 0) + 1;
-        const rev = assemble(n, this.iso(), await draftPolicy(tx), await currentInventory(tx));
+        const rev = assemble(n, this.iso(), await draftPolicy(tx), await currentInventory(tx, this.trustedScopes));
         const problems = validateRevision(rev, await this.validationContext(tx));
         if (problems.length) throw new PublishRefused(problems);
         const seq = await this.storeRevision(tx, rev, actor, 'publish', null);
@@ -561,7 +617,7 @@ export class ManagerService {
         if (!target) throw httpError('notFound', `revision ${n} does not exist`);
         const last = (await tx.latestRevision())!;
         const policy = policyOf(JSON.parse(target.body) as Revision);
-        const rev = assemble(last.number + 1, this.iso(), policy, await currentInventory(tx));
+        const rev = assemble(last.number + 1, this.iso(), policy, await currentInventory(tx, this.trustedScopes));
         const problems = validateRevision(rev, await this.validationContext(tx));
         if (problems.length) throw new PublishRefused(problems, `rollback to revision ${n}`);
         const seq = await this.storeRevision(tx, rev, actor, 'rollback', n);
@@ -611,7 +667,7 @@ export class ManagerService {
     const last = await tx.latestRevision();
     if (!last) return null;
     const lastRev = JSON.parse(last.body) as Revision;
-    const inv: InventoryPart = await currentInventory(tx);
+    const inv: InventoryPart = await currentInventory(tx, this.trustedScopes);
     if (JSON.stringify(inv.hosts) === JSON.stringify(lastRev.hosts) && JSON.stringify(inv.workloads) === JSON.stringify(lastRev.workloads)) return null;
     const rev = assemble(last.number + 1, this.iso(), policyOf(lastRev), inv);
     const problems = validateRevision(rev, await this.validationContext(tx));
@@ -639,7 +695,7 @@ export class ManagerService {
 
   async draftRevision(validate: boolean): Promise<{ rev: Revision; problems: Problem[] }> {
     return this.store.read(async (tx) => {
-      const rev = assemble(0, this.iso(), await draftPolicy(tx), await currentInventory(tx));
+      const rev = assemble(0, this.iso(), await draftPolicy(tx), await currentInventory(tx, this.trustedScopes));
       return { rev, problems: validate ? validateRevision(rev, await this.validationContext(tx)) : [] };
     });
   }
@@ -750,6 +806,14 @@ export function summary(rev: Revision) {
 
 /** Flow protocol names (the model's) as IP protocol numbers. */
 export const PROTOCOL_NUMBERS: Record<string, number> = { TCP: 6, UDP: 17, ICMPv4: 1, ICMPv6: 58 };
+
+/** One text per address: IPv4 dotted quad (also for IPv4-mapped IPv6), IPv6 as a 128-bit hex number; null if not an address. */
+export function canonicalAddress(a: string): string | null {
+  const p = parseAddress(a);
+  if (!p) return null;
+  if (p.family === 6 && p.value >> 32n === 0xffffn) return `4:${(p.value & 0xffffffffn).toString(16)}`;
+  return `${p.family}:${p.value.toString(16)}`;
+}
 
 export function ipFamily(a: string): 4 | 6 | 0 {
   return net.isIP(a) as 4 | 6 | 0;
