@@ -53,3 +53,28 @@ export function migrateSchema(db: Database.Database, file: string, schema: strin
     throw err;
   }
 }
+
+/** The key/value table every store keeps its schema version (and other settings) in. */
+export const META_TABLE = `
+CREATE TABLE IF NOT EXISTS meta (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) STRICT;
+`;
+
+/**
+ * One unit of work: BEGIN (or BEGIN IMMEDIATE for a writer) … COMMIT around
+ * FN, ROLLBACK if it throws. The caller serialises units (FN is async while
+ * better-sqlite3 is not, so two units must never interleave on one connection).
+ */
+export async function unitOfWork<Tx, T>(db: Database.Database, begin: string, tx: Tx, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  db.exec(begin);
+  try {
+    const r = await fn(tx);
+    db.exec('COMMIT');
+    return r;
+  } catch (err) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw err;
+  }
+}

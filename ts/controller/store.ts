@@ -15,7 +15,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DneError, ErrorCodes } from '../common/errors';
-import { createOwnerOnlyFile, makeDurable } from '../common/sqlite';
+import { createOwnerOnlyFile, makeDurable, META_TABLE } from '../common/sqlite';
 import type { Revision } from '../common/policy-model';
 
 /**
@@ -68,12 +68,7 @@ export interface HostVersionRecord {
 export const FIRST_SPI = 256;
 const SCHEMA_VERSION = '1';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (
-  name  TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) STRICT;
-CREATE TABLE IF NOT EXISTS keys (
+const SCHEMA = `${META_TABLE}CREATE TABLE IF NOT EXISTS keys (
   key_id        TEXT PRIMARY KEY,
   policy_id     TEXT NOT NULL,
   algorithm     TEXT NOT NULL,

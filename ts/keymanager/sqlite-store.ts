@@ -14,7 +14,7 @@ import Database from 'better-sqlite3';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DneError, ErrorCodes } from '../common/errors';
-import { createOwnerOnlyFile, makeDurable, migrateSchema, openSqlite } from '../common/sqlite';
+import { createOwnerOnlyFile, makeDurable, META_TABLE, migrateSchema, openSqlite, unitOfWork } from '../common/sqlite';
 import {
   Algorithm,
   AUDIT_GENESIS,
@@ -32,12 +32,7 @@ import {
 
 const SCHEMA_VERSION = '1';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (
-  name  TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) STRICT;
-
+const SCHEMA = `${META_TABLE}
 CREATE TABLE IF NOT EXISTS keys (
   key_id         TEXT PRIMARY KEY,
   policy_id      TEXT NOT NULL,
@@ -323,15 +318,7 @@ export class SqliteKeyStore implements KeyStore {
     const q = queues.get(this.#q)!;
     const result = q.tail.then(async () => {
       if (this.#closed) throw new DneError(ErrorCodes.store, 'the key store is closed');
-      this.#db.exec(begin);
-      try {
-        const r = await fn(this.#tx);
-        this.#db.exec('COMMIT');
-        return r;
-      } catch (err) {
-        if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
-        throw err;
-      }
+      return unitOfWork(this.#db, begin, this.#tx, fn);
     });
     q.tail = result.catch(() => undefined);
     return result;

@@ -9,17 +9,12 @@
  */
 import Database from 'better-sqlite3';
 import { DneError, ErrorCodes } from '../common/errors';
-import { createOwnerOnlyFile, makeDurable, migrateSchema, openSqlite } from '../common/sqlite';
+import { createOwnerOnlyFile, makeDurable, META_TABLE, migrateSchema, openSqlite, unitOfWork } from '../common/sqlite';
 import { AuditEntry, AuditInput, FeedRow, ManagerStore, ManagerStoreTx, ObjectKind, RevisionRow, StatsRow, StoredObject } from './store';
 
 const SCHEMA_VERSION = '1';
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (
-  name  TEXT PRIMARY KEY,
-  value TEXT NOT NULL
-) STRICT;
-
+const SCHEMA = `${META_TABLE}
 CREATE TABLE IF NOT EXISTS objects (
   kind     TEXT NOT NULL,
   id       TEXT NOT NULL,
@@ -197,15 +192,7 @@ export class SqliteManagerStore implements ManagerStore {
     if (this.#closed) return Promise.reject(new DneError(ErrorCodes.store, 'the manager store is closed'));
     const result = this.#tail.then(async () => {
       if (this.#closed) throw new DneError(ErrorCodes.store, 'the manager store is closed');
-      this.#db.exec(begin);
-      try {
-        const r = await fn(this.#tx);
-        this.#db.exec('COMMIT');
-        return r;
-      } catch (err) {
-        if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
-        throw err;
-      }
+      return unitOfWork(this.#db, begin, this.#tx, fn);
     });
     this.#tail = result.catch(() => undefined);
     return result;
