@@ -266,6 +266,10 @@ test('explain: the dataplane matcher names rule, key policy, SA and action for a
   expect(other.results).toEqual([expect.objectContaining({ action: 'allow', default_action: true, rule_id: null })]);
   expect(() => agent.explain({ src: '10.0.0.1', dst: 'fd00::2', protocol: 'tcp' })).toThrow(/same family/);
   expect(() => agent.explain({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'bogus' })).toThrow(/protocol must be/);
+  // Ports out of range, or on a protocol without ports: named, never Node's own buffer error.
+  expect(() => agent.explain({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'tcp', dport: 99999 })).toThrow(/^dport must be a port number \(0-65535\)$/);
+  expect(() => agent.explain({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'udp', sport: -1 })).toThrow(/^sport must be a port number \(0-65535\)$/);
+  expect(() => agent.explain({ src: '10.0.0.1', dst: '10.0.0.2', protocol: 'icmp', dport: 80 })).toThrow(/^dport applies only to protocols tcp, udp and sctp, not icmp$/);
 });
 
 test('syslog rate limit: per event kind, the rest counted and summarised in the next message', () => {

@@ -10,6 +10,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { registerCtlCommand } from '../../ts/agent/ctl';
+import { buildDnectl } from '../../ts/agent/dnectl';
 import { AgentApi, buildAgentApi } from '../../ts/agent/local-api';
 import { createAgentMetrics } from '../../ts/agent/metrics';
 import { loadAddon } from '../../ts/native/loader';
@@ -54,11 +55,20 @@ async function get(url: string): Promise<Reply> {
   return { statusCode: r.status, body: r.body, json: () => JSON.parse(r.body), headers: { 'content-type': r.type } };
 }
 
+/** `dne ctl ARGS` as ts/cli/main.ts wires it (positional options: options after a command belong to it). */
 async function ctl(args: string[]): Promise<string> {
   const out: string[] = [];
-  const p = new Command().exitOverride();
+  const p = new Command().enablePositionalOptions().exitOverride();
   registerCtlCommand(p, (s) => out.push(s));
   await p.parseAsync(['node', 'dne', 'ctl', ...args]);
+  return out.join('\n');
+}
+
+/** `dnectl ARGS`. */
+async function dnectl(args: string[]): Promise<string> {
+  const out: string[] = [];
+  const p = buildDnectl((s) => out.push(s)).exitOverride();
+  await p.parseAsync(['node', 'dnectl', ...args]);
   return out.join('\n');
 }
 
@@ -161,6 +171,31 @@ test('dne ctl: tables for people, --json for scripts, over TCP and over the unix
   expect(json.sas.map((x: { key_id: string }) => x.key_id)).toEqual([K1, K2]);
   await expect(ctl(['--endpoint', base, 'explain', '--src', '10.0.0.1', '--dst', 'fd00::2'])).rejects.toThrow(/agent: src and dst must be IP addresses of the same family/);
   await expect(ctl(['--endpoint', 'http://127.0.0.1:1', 'status'])).rejects.toThrow(/cannot reach the agent at http:\/\/127\.0\.0\.1:1/);
+});
+
+test('dne ctl: options after the command (status --json), and the same refusals as the endpoint before anything is sent', async () => {
+  const json = JSON.parse(await ctl(['status', '--json', '--endpoint', base]));
+  expect(json.config.version).toBe(7);
+  expect(JSON.parse(await ctl(['--endpoint', base, 'sas', '--json'])).sas.map((x: { key_id: string }) => x.key_id)).toEqual([K1, K2]);
+  expect(JSON.parse(await ctl(['--socket', sock, 'explain', '--json', '--src', '10.0.0.1', '--dst', '10.0.0.2', '--dport', '443'])).results[0].rule_id).toBe('web');
+  await expect(ctl(['--endpoint', 'notaurl', 'status'])).rejects.toThrow('--endpoint "notaurl" is not a URL: give http://HOST:PORT, e.g. http://127.0.0.1:9477 (or --socket PATH)');
+  await expect(ctl(['status', '--endpoint', 'https://127.0.0.1:9477'])).rejects.toThrow('--endpoint must be an http:// URL such as http://127.0.0.1:9477');
+  // An endpoint that would answer: the refusal comes from ctl itself, with the flag's name.
+  await expect(ctl(['--endpoint', base, 'explain', '--src', '10.0.0.1', '--dst', '10.0.0.2', '--dport', '99999'])).rejects.toThrow(/^--dport must be a port number \(0-65535\)$/);
+  await expect(ctl(['--endpoint', base, 'explain', '--src', '10.0.0.1', '--dst', '10.0.0.2', '--protocol', 'icmp', '--sport', '1'])).rejects.toThrow(/^--sport applies only to protocols tcp, udp and sctp, not icmp$/);
+});
+
+test('dnectl: its own usage line, the same commands and options as dne ctl', async () => {
+  const p = buildDnectl();
+  expect(p.helpInformation()).toMatch(/^Usage: dnectl \[options\] \[command\]$/m);
+  expect(p.commands.map((c) => c.name())).toEqual(['status', 'sas', 'rules', 'stats', 'explain']);
+  expect(p.commands[0]!.helpInformation()).toMatch(/^Usage: dnectl status \[options\]$/m);
+  expect(JSON.parse(await dnectl(['--endpoint', base, 'sas', '--json'])).sas.length).toBe(2);
+  expect(await dnectl(['--socket', sock, 'status'])).toMatch(/^config\s+version 7, revision 1/m);
+  // Installed by npm as a command: package.json names the built file, which keeps the shebang.
+  const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '../../package.json'), 'utf8'));
+  expect(pkg.bin.dnectl).toBe('dist/ts/agent/dnectl.js');
+  expect(fs.readFileSync(path.join(__dirname, '../../ts/agent/dnectl.ts'), 'utf8').startsWith('#!/usr/bin/env node\n')).toBe(true);
 });
 
 test('acceptance 7: no endpoint answer, metric, ctl output or log line contains key bytes', async () => {

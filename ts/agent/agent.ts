@@ -30,6 +30,7 @@ import { ConfigStream } from './controller-client';
 import type { Dataplane } from './dataplane';
 import type { KeyMaterial } from './reconciler';
 import { apply, DataplaneState, InstalledSa, plan } from './reconciler';
+import { explainQueryProblem, PROTOCOLS } from './explain-query';
 import type { SecurityLog } from './syslog';
 import { ESP_MAX_OVERHEAD } from '../native/filter';
 
@@ -69,8 +70,6 @@ function nonzeroDrops(d: Record<StatusName, bigint>): Record<string, number> {
   for (const n of STATUS_NAMES) if (n !== 'ok' && d[n] > 0n) out[n] = num(d[n]);
   return out;
 }
-
-const PROTOCOLS: Record<string, number> = { icmp: 1, tcp: 6, udp: 17, ipv6_icmp: 58, icmpv6: 58, sctp: 132 };
 
 export interface ExplainQuery {
   src: string;
@@ -565,8 +564,9 @@ export class Agent {
    * `dst` (direction in), unless named.
    */
   explain(q: ExplainQuery) {
-    const proto = /^[0-9]{1,3}$/.test(q.protocol) ? Number(q.protocol) : PROTOCOLS[q.protocol.toLowerCase()];
-    if (proto === undefined || proto > 255) throw new RangeError(`protocol must be a number 0-255 or one of ${Object.keys(PROTOCOLS).join(', ')}`);
+    const problem = explainQueryProblem(q);
+    if (problem) throw new RangeError(`${problem.field} ${problem.message}`);
+    const proto = /^[0-9]{1,3}$/.test(q.protocol) ? Number(q.protocol) : PROTOCOLS[q.protocol.toLowerCase()]!;
     const fs = net.isIP(q.src);
     const fd = net.isIP(q.dst);
     if (!fs || fs !== fd) throw new RangeError('src and dst must be IP addresses of the same family');

@@ -9,6 +9,7 @@ import * as http from 'node:http';
 import { Command } from 'commander';
 import { DEFAULT_PORTS } from '../common/contracts';
 import { DneError, ErrorCodes } from '../common/errors';
+import { explainQueryProblem } from './explain-query';
 
 export interface CtlTarget {
   endpoint?: string;
@@ -20,8 +21,13 @@ export function ctlGet(t: CtlTarget, path: string, timeoutMs = 10000): Promise<{
     let opts: http.RequestOptions;
     if (t.socket) opts = { socketPath: t.socket, path, method: 'GET', timeout: timeoutMs };
     else {
-      const u = new URL(t.endpoint ?? `http://127.0.0.1:${DEFAULT_PORTS.agent}`);
-      if (u.protocol !== 'http:') return reject(new DneError(ErrorCodes.config, '--endpoint must be an http:// URL (the endpoint is local)'));
+      let u: URL;
+      try {
+        u = new URL(t.endpoint ?? `http://127.0.0.1:${DEFAULT_PORTS.agent}`);
+      } catch {
+        return reject(new DneError(ErrorCodes.config, `--endpoint ${JSON.stringify(t.endpoint)} is not a URL: give http://HOST:PORT, e.g. http://127.0.0.1:${DEFAULT_PORTS.agent} (or --socket PATH)`));
+      }
+      if (u.protocol !== 'http:') return reject(new DneError(ErrorCodes.config, `--endpoint must be an http:// URL such as http://127.0.0.1:${DEFAULT_PORTS.agent} (the endpoint is local)`));
       opts = { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port || 80, path, method: 'GET', timeout: timeoutMs };
     }
     const req = http.request(opts, (res) => {
@@ -134,15 +140,24 @@ interface CtlOptions {
   socket?: string;
 }
 
-export function registerCtlCommand(program: Command, out: (s: string) => void = (s) => process.stdout.write(s + '\n')): void {
-  const ctl = program
-    .command('ctl')
-    .description("query this host's agent over its local endpoint (also: dnectl)")
+/** The options every level of `ctl` takes: before the command (`ctl --json status`) or after it (`ctl status --json`). */
+function targetOptions(c: Command): Command {
+  return c
     .option('--json', 'print the endpoint answer as JSON')
-    .option('--endpoint <url>', `agent endpoint (default http://127.0.0.1:${DEFAULT_PORTS.agent})`)
+    .option('--endpoint <url>', `agent endpoint URL, http://HOST:PORT (default http://127.0.0.1:${DEFAULT_PORTS.agent})`)
     .option('--socket <path>', 'agent endpoint unix socket (instead of --endpoint)');
-  const run = async (path: string, fmt: (b: J) => string) => {
-    const o = ctl.opts<CtlOptions>();
+}
+
+/**
+ * Puts the ctl commands on `ctl`: the `ctl` subcommand of `dne`, or the
+ * `dnectl` program itself (so its help reads `dnectl [options] [command]`).
+ */
+export function configureCtl(ctl: Command, out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Command {
+  targetOptions(ctl);
+  const run = async (sub: Command, path: string, fmt: (b: J) => string) => {
+    const top = ctl.opts<CtlOptions>();
+    const own = sub.opts<CtlOptions>();
+    const o: CtlOptions = { json: own.json ?? top.json, endpoint: own.endpoint ?? top.endpoint, socket: own.socket ?? top.socket };
     const r = await ctlGet({ endpoint: o.endpoint, socket: o.socket }, path);
     if (r.status >= 400) {
       const msg = typeof r.body === 'object' && r.body && 'message' in r.body ? String((r.body as J).message) : `status ${r.status}`;
@@ -150,24 +165,38 @@ export function registerCtlCommand(program: Command, out: (s: string) => void = 
     }
     out(o.json ? JSON.stringify(r.body, null, 2) : fmt(r.body as J));
   };
-  ctl.command('status').description('config version, reachability of controller / key managers / manager, ports with MTU').action(() => run('/status', formatStatus));
-  ctl.command('sas').description('installed SAs: SPI, KeyID, state, ages, sender IDs, counters (never key bytes)').action(() => run('/sas', formatSas));
-  ctl.command('rules').description("the rules in this host's tables, with counters").action(() => run('/rules', formatRules));
-  ctl.command('stats').description('port, key policy and drop counters').action(() => run('/stats', formatStats));
-  ctl
-    .command('explain')
-    .description('which rule, key policy, SA and action apply to a flow at this host')
-    .requiredOption('--src <ip>', 'source address')
-    .requiredOption('--dst <ip>', 'destination address')
-    .option('--protocol <p>', 'tcp, udp, icmp, icmpv6, sctp or a number', 'tcp')
-    .option('--sport <n>', 'source port')
-    .option('--dport <n>', 'destination port')
-    .option('--port <name>', 'only this protected port')
-    .action((o: { src: string; dst: string; protocol: string; sport?: string; dport?: string; port?: string }) => {
-      const q = new URLSearchParams({ src: o.src, dst: o.dst, protocol: o.protocol });
-      if (o.sport) q.set('sport', o.sport);
-      if (o.dport) q.set('dport', o.dport);
-      if (o.port) q.set('port', o.port);
-      return run(`/explain?${q.toString()}`, formatExplain);
-    });
+  const simple = (name: string, description: string, path: string, fmt: (b: J) => string) => {
+    const sub = targetOptions(ctl.command(name).description(description));
+    sub.action(() => run(sub, path, fmt));
+  };
+  simple('status', 'config version, reachability of controller / key managers / manager, ports with MTU', '/status', formatStatus);
+  simple('sas', 'installed SAs: SPI, KeyID, state, ages, sender IDs, counters (never key bytes)', '/sas', formatSas);
+  simple('rules', "the rules in this host's tables, with counters", '/rules', formatRules);
+  simple('stats', 'port, key policy and drop counters', '/stats', formatStats);
+  const explain = targetOptions(
+    ctl
+      .command('explain')
+      .description('which rule, key policy, SA and action apply to a flow at this host')
+      .requiredOption('--src <ip>', 'source address')
+      .requiredOption('--dst <ip>', 'destination address')
+      .option('--protocol <p>', 'tcp, udp, icmp, icmpv6, sctp or a number', 'tcp')
+      .option('--sport <n>', 'source port (tcp, udp, sctp)')
+      .option('--dport <n>', 'destination port (tcp, udp, sctp)')
+      .option('--port <name>', 'only this protected port'),
+  );
+  explain.action((o: { src: string; dst: string; protocol: string; sport?: string; dport?: string; port?: string }) => {
+    // Refused here with the flag's name, before anything is sent (the endpoint refuses the same input).
+    const problem = explainQueryProblem(o);
+    if (problem) throw new DneError(ErrorCodes.badRequest, `--${problem.field} ${problem.message}`);
+    const q = new URLSearchParams({ src: o.src, dst: o.dst, protocol: o.protocol });
+    if (o.sport !== undefined) q.set('sport', o.sport);
+    if (o.dport !== undefined) q.set('dport', o.dport);
+    if (o.port) q.set('port', o.port);
+    return run(explain, `/explain?${q.toString()}`, formatExplain);
+  });
+  return ctl;
+}
+
+export function registerCtlCommand(program: Command, out?: (s: string) => void): void {
+  configureCtl(program.command('ctl').description("query this host's agent over its local endpoint (also: dnectl)"), out);
 }
