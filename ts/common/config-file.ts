@@ -10,10 +10,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { TSchema } from '@sinclair/typebox';
+import { TSchema, Type } from '@sinclair/typebox';
 import { Value, ValueError } from '@sinclair/typebox/value';
 import { parse as parseYaml } from 'yaml';
 import { DneError, ErrorCodes } from './errors';
+import { LOG_LEVELS } from './logging';
 
 export type Json = Record<string, unknown>;
 
@@ -60,6 +61,18 @@ export function resolveIn(base: string, p: unknown): unknown {
 export function obj(v: unknown): Json {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {};
 }
+
+/** Settings every TLS service has, with the same shape. */
+export const ListenSchema = Type.Object(
+  { host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 0, maximum: 65535 }) },
+  { additionalProperties: false },
+);
+export const TlsFilesSchema = Type.Object(
+  { cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), ca: Type.String({ minLength: 1 }) },
+  { additionalProperties: false },
+);
+export const SqliteStoreSchema = Type.Object({ driver: Type.Literal('sqlite'), path: Type.String({ minLength: 1 }) }, { additionalProperties: false });
+export const LogLevelSchema = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)));
 
 /** The flags every TLS service (key manager, manager, controller) takes. */
 export interface ServiceFlags {

@@ -12,30 +12,32 @@ import {
   configError,
   configSource,
   Json,
+  ListenSchema,
+  LogLevelSchema,
   obj,
   pkiDirTls,
   resolveIn,
   schemaProblem,
   ServiceFlags,
+  SqliteStoreSchema,
   tlsFromFile,
+  TlsFilesSchema,
 } from '../common/config-file';
 import { DEFAULT_GRANT_MAX_LIFETIME_S } from '../common/grant';
 import { NAME_PATTERN } from '../common/identity';
-import { LOG_LEVELS } from '../common/logging';
 import { DEFAULT_BODY_LIMIT } from './app';
 import { DEFAULT_SETTINGS } from './service';
 
-const LogLevelSchema = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)));
 const HttpsUrl = Type.String({ pattern: '^https://[^\\s/]+(/.*)?$' });
 
 export const ControllerConfigSchema = Type.Object(
   {
     instanceId: Type.String({ pattern: NAME_PATTERN }),
-    listen: Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
-    tls: Type.Object({ cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), ca: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    listen: ListenSchema,
+    tls: TlsFilesSchema,
     /** controller-NAME.grant.key (Ed25519, from `dne pki issue --role controller`). */
     grantKey: Type.String({ minLength: 1 }),
-    store: Type.Object({ driver: Type.Literal('sqlite'), path: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    store: SqliteStoreSchema,
     managerUrl: HttpsUrl,
     keyManagerUrls: Type.Array(HttpsUrl, { minItems: 1 }),
     ackTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 86400 }),

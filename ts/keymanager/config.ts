@@ -11,29 +11,31 @@ import {
   configError,
   configSource,
   Json,
+  ListenSchema,
+  LogLevelSchema,
   obj,
   pkiDirTls,
   resolveIn,
   schemaProblem,
   ServiceFlags,
+  SqliteStoreSchema,
   tlsFromFile,
+  TlsFilesSchema,
 } from '../common/config-file';
 import { DEFAULT_GRANT_CLOCK_SKEW_S, DEFAULT_GRANT_MAX_LIFETIME_S } from '../common/grant';
 import { NAME_PATTERN } from '../common/identity';
-import { LOG_LEVELS } from '../common/logging';
 import { DEFAULT_BODY_LIMIT } from './app';
 
 export const DEFAULT_PORT = 8443;
 export const DEFAULT_SENDER_ID_BITS = 24;
 
-const LogLevelSchema = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)));
 
 export const KeyManagerConfigSchema = Type.Object(
   {
     instanceId: Type.String({ pattern: NAME_PATTERN }),
-    listen: Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
-    tls: Type.Object({ cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), ca: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
-    store: Type.Object({ driver: Type.Literal('sqlite'), path: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    listen: ListenSchema,
+    tls: TlsFilesSchema,
+    store: SqliteStoreSchema,
     masterKeyFile: Type.Optional(Type.String({ minLength: 1 })),
     senderIds: Type.Object(
       {

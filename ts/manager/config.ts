@@ -13,28 +13,30 @@ import {
   configError,
   configSource,
   Json,
+  ListenSchema,
+  LogLevelSchema,
   obj,
   pkiDirTls,
   resolveIn,
   schemaProblem,
   ServiceFlags,
+  SqliteStoreSchema,
   tlsFromFile,
+  TlsFilesSchema,
 } from '../common/config-file';
 import { NAME_PATTERN } from '../common/identity';
-import { LOG_LEVELS } from '../common/logging';
 import { privateFileProblem } from '../common/secure-files';
 import { AdminToken, DEFAULT_BODY_LIMIT, hashToken } from './app';
 
 export const DEFAULT_PORT = DEFAULT_PORTS.manager;
 
-const LogLevelSchema = Type.Union(LOG_LEVELS.map((l) => Type.Literal(l)));
 
 export const ManagerConfigSchema = Type.Object(
   {
     name: Type.String({ pattern: NAME_PATTERN }),
-    listen: Type.Object({ host: Type.String({ minLength: 1 }), port: Type.Integer({ minimum: 0, maximum: 65535 }) }, { additionalProperties: false }),
-    tls: Type.Object({ cert: Type.String({ minLength: 1 }), key: Type.String({ minLength: 1 }), ca: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
-    store: Type.Object({ driver: Type.Literal('sqlite'), path: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
+    listen: ListenSchema,
+    tls: TlsFilesSchema,
+    store: SqliteStoreSchema,
     /** Bearer tokens for administrators: name + SHA-256 (hex) of the token, never the token itself. */
     adminTokens: Type.Array(
       Type.Object({ name: Type.String({ pattern: NAME_PATTERN }), sha256: Type.String({ pattern: '^[0-9a-f]{64}$' }) }, { additionalProperties: false }),
