@@ -474,6 +474,37 @@ describe('key policies and keys', () => {
     expect(cfgs.get('h3')!.keys).toEqual([]);
   });
 
+  test('a key keeps the mode it was made for: after a type change the old key sends in its mode (rules keep its action) until the new one is active', () => {
+    // kp-x was ENCRYPTION_AND_INTEGRITY and is now INTEGRITY_ONLY (its rule's action changed with it).
+    const rev = revision({ workloads, key_policies: [keyPolicy('kp-x', { encrypt_type: 'INTEGRITY_ONLY' })], sections: [section('s', [rule('r', { ...ab, action: 'INTEGRITY_ONLY', key_policy_identifier: 'kp-x' })])] });
+    const keys: KeyState[] = [
+      {
+        keyPolicyId: 'kp-x',
+        keys: [
+          { keyId: 'old', spiGcm: 0x500, spiGmac: 0x501, state: 'active', notBefore: 't0', notAfter: 't2', mode: 'gcm' },
+          { keyId: 'new', spiGcm: 0x600, spiGmac: 0x601, state: 'receive', notBefore: 't1', notAfter: 't3', mode: 'gmac' },
+        ],
+      },
+    ];
+    const during = translate(rev, keys);
+    expect(during.get('h1')!.keys.map((k) => [k.keyId, k.mode, k.spi, k.state])).toEqual([
+      ['old', 'gcm', 0x500, 'active'],
+      ['new', 'gmac', 0x601, 'receive'],
+    ]);
+    expect(rulesAt(during, 'a-nic0').map((r) => [r.action, r.txSpi])).toEqual([['encrypt', 0x500]]);
+    keys[0]!.keys[0]!.state = 'retiring';
+    keys[0]!.keys[1]!.state = 'active';
+    const after = translate(rev, keys);
+    expect(after.get('h1')!.keys.map((k) => [k.keyId, k.mode, k.spi, k.state])).toEqual([
+      ['old', 'gcm', 0x500, 'retiring'],
+      ['new', 'gmac', 0x601, 'active'],
+    ]);
+    expect(rulesAt(after, 'a-nic0').map((r) => [r.action, r.txSpi])).toEqual([['integrity', 0x601]]);
+    // Without a mode, a key takes the policy's type (as before modes were recorded).
+    delete keys[0]!.keys[1]!.mode;
+    expect(translate(rev, keys).get('h1')!.keys[1]).toMatchObject({ keyId: 'new', mode: 'gmac', spi: 0x601 });
+  });
+
   test('inconsistent key state is refused rather than guessed', () => {
     const rev = revision({ workloads, sections: [section('s', [rule('r', ab)])] });
     const two = activeKeys(['kp-enc']);

@@ -41,6 +41,13 @@ export interface KeyState {
     state: KeyStateName;
     notBefore: string;
     notAfter: string;
+    /**
+     * The mode the key was made for (the policy's encrypt_type then); default:
+     * the policy's current one. A key keeps its mode for life (DESIGN §3: one
+     * key is never used for both GCM and GMAC): when the type changes, the
+     * controller rolls over to a key of the new mode.
+     */
+    mode?: 'gcm' | 'gmac';
   }>;
 }
 
@@ -186,6 +193,8 @@ interface Side {
 
 interface PolicyKeys {
   txSpi: number;
+  /** Mode of the sending key; differs from the policy's type only during the rollover after a type change. */
+  txMode: 'gcm' | 'gmac' | null;
   hostKeys: HostKey[];
 }
 
@@ -396,10 +405,13 @@ class Translator {
       if (kp === undefined) continue;
       const where = `key state of policy "${kp.id}"`;
       if (this.keys.has(kp.id)) throw this.err(where, 'given twice');
-      const mode = kp.encrypt_type === 'ENCRYPTION_AND_INTEGRITY' ? 'gcm' : 'gmac';
+      const policyMode = kp.encrypt_type === 'ENCRYPTION_AND_INTEGRITY' ? 'gcm' : 'gmac';
       let txSpi = 0;
+      let txMode: 'gcm' | 'gmac' | null = null;
       const hostKeys: HostKey[] = [];
       for (const k of ks.keys) {
+        if (k.mode !== undefined && k.mode !== 'gcm' && k.mode !== 'gmac') throw this.err(`${where} key "${k.keyId}"`, `unknown mode ${JSON.stringify(k.mode)}`);
+        const mode = k.mode ?? policyMode;
         const spi = mode === 'gcm' ? k.spiGcm : k.spiGmac;
         if (!['receive', 'active', 'retiring', 'revoked'].includes(k.state)) throw this.err(`${where} key "${k.keyId}"`, `unknown state ${JSON.stringify(k.state)}`);
         if (k.state === 'revoked') continue;
@@ -409,6 +421,7 @@ class Translator {
           // DESIGN §5: one sending key per policy at a time; two would make the senders disagree.
           if (txSpi !== 0) throw this.err(where, 'has more than one active key');
           txSpi = spi;
+          txMode = mode;
         }
         hostKeys.push({
           keyId: k.keyId,
@@ -422,7 +435,7 @@ class Translator {
           replayWindow: kp.replay_window,
         });
       }
-      this.keys.set(kp.id, { txSpi, hostKeys });
+      this.keys.set(kp.id, { txSpi, txMode, hostKeys });
     }
   }
 
@@ -607,8 +620,8 @@ class Translator {
   private compile(s: Section, r: Rule, tables: RuleSpec[][], hostPolicies: Array<Set<string>>): Set<number> {
     const hosts = new Set<number>();
     const where = `section "${s.id}" rule "${r.id}"`;
-    const action = ACTIONS[r.action];
-    if (action === undefined) throw this.err(where, `action ${JSON.stringify(r.action)} is not ENCRYPT, INTEGRITY_ONLY or ALLOW_IN_CLEAR`);
+    const ruleAction = ACTIONS[r.action];
+    if (ruleAction === undefined) throw this.err(where, `action ${JSON.stringify(r.action)} is not ENCRYPT, INTEGRITY_ONLY or ALLOW_IN_CLEAR`);
     const kp = this.keyPolicy(s, r, where);
     const services = this.services(r, where);
     if (services.length === 0) return hosts;
@@ -632,7 +645,13 @@ class Translator {
 
     const ruleId = this.ruleIdOf.get(r.id)!;
     const keyPolicy = kp === null ? 0 : this.policyIndex.get(kp.id)!;
-    const txSpi = kp === null ? 0 : (this.keys.get(kp.id)?.txSpi ?? 0);
+    const pk = kp === null ? undefined : this.keys.get(kp.id);
+    const txSpi = pk?.txSpi ?? 0;
+    // While a policy rolls over to a key of its new type, senders keep the
+    // current key, in its mode; the filter needs the rule's action to match
+    // the SA's mode (else it drops), so the rule keeps the old action until
+    // the new key is active (the barrier, as for an algorithm change).
+    const action = pk?.txMode ? (pk.txMode === 'gcm' ? ACTIONS.ENCRYPT : ACTIONS.INTEGRITY_ONLY) : ruleAction;
     const srcRemote = src.any ? [] : src.prefixes;
     const dstRemote = dst.any ? [] : dst.prefixes;
     for (const port of candidates) {
