@@ -241,6 +241,9 @@ export const StatusResponse = Type.Object(
       Type.Object({ at: Type.String(), outcome: StringEnum(['published', 'refused'] as const), revision: Type.Union([Type.Integer(), Type.Null()]), problems: Type.Array(Problem) }),
       Type.Null(),
     ]),
+    auto_publish_min_interval_seconds: Type.Number(),
+    /** An inventory change waiting for its auto-publish (coalesced: at most one per auto_publish_min_interval_seconds), or null. */
+    auto_publish_pending: Type.Union([Type.Object({ since: Type.String(), due_at: Type.Union([Type.String(), Type.Null()]) }), Type.Null()]),
     counts: Type.Record(Type.String(), Type.Integer()),
     feed_latest_seq: Type.Integer(),
     hosts_reporting_stats: Type.Integer(),
@@ -407,7 +410,11 @@ export const InventoryResponse = Type.Object(
   { title: 'DneHostInventory' },
 );
 
-const Counter = Type.Integer({ minimum: 0 });
+/** A counter: an integer JSON and JavaScript both hold exactly (2^53 - 1); 1e308 would sum to Infinity and serialise as null. */
+const Counter = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+/** Drop reasons (ts/native/codes.ts names); bounded so one report cannot carry an unbounded map. */
+const ReasonCounters = Type.Record(Type.String({ pattern: '^[a-z0-9_]{1,64}$' }), Counter, { maxProperties: 64, additionalProperties: false });
+PATTERN_TEXT['^[a-z0-9_]{1,64}$'] = 'a drop reason name: 1..64 of a-z 0-9 _';
 export const StatsBody = Type.Object(
   {
     boot_id: Type.String({ minLength: 1, maxLength: 128 }),
@@ -427,13 +434,13 @@ export const StatsBody = Type.Object(
           packets_decrypted: Counter,
           bytes_decrypted: Counter,
           packets_dropped: Counter,
-          dropped_by_reason: Type.Record(Type.String({ maxLength: 64 }), Counter),
+          dropped_by_reason: ReasonCounters,
         },
         { additionalProperties: false },
       ),
       { maxItems: 4096 },
     ),
-    drops: Type.Record(Type.String({ maxLength: 64 }), Counter),
+    drops: ReasonCounters,
   },
   { additionalProperties: false },
 );

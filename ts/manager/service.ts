@@ -43,6 +43,16 @@ export interface ManagerSettings {
 }
 
 export const DEFAULT_AUTO_PUBLISH_MIN_INTERVAL_S = 2;
+/** Meta row: every rule and key policy id ever published (stats reports may name only these). */
+const PUBLISHED_IDS = 'published_policy_ids';
+
+function addPublishedIds(into: { rules: Set<string>; key_policies: Set<string> }, rev: Revision): void {
+  for (const s of rev.sections) for (const r of s.rules) into.rules.add(r.id);
+  for (const k of rev.key_policies) into.key_policies.add(k.id);
+}
+
+/** Meta row set while an inventory change waits for its auto-publish (survives a restart). */
+const AUTO_PENDING = 'auto_publish_pending_since';
 
 export type Obj = Record<string, unknown>;
 
@@ -349,7 +359,7 @@ export class ManagerService {
     if (opts.place?.operation === undefined && opts.place?.id !== undefined) throw httpError('badRequest', 'querystring/id needs operation=insert_after or insert_before');
     return this.writeTx(async (tx) => {
       const o = await this.createIn(tx, actor, kind, input, opts);
-      if (INVENTORY.has(kind)) await this.autoPublish(tx, actor);
+      if (INVENTORY.has(kind)) await this.inventoryChanged(tx, actor);
       return o;
     });
   }
@@ -399,7 +409,7 @@ export class ManagerService {
   async update(actor: string, kind: ObjectKind, id: string, input: Obj, opts: { parent?: string } = {}): Promise<StoredObject> {
     return this.writeTx(async (tx) => {
       const o = await this.updateIn(tx, actor, kind, id, input, opts);
-      if (INVENTORY.has(kind)) await this.autoPublish(tx, actor);
+      if (INVENTORY.has(kind)) await this.inventoryChanged(tx, actor);
       return o;
     });
   }
@@ -456,7 +466,7 @@ export class ManagerService {
         for (const [i, o] of (await tx.list(kind, kind === 'rule' ? before.parent : '')).entries()) if (o.pos !== i) await tx.put({ ...o, pos: i });
       }
       await tx.appendAudit({ at, actor, action: 'delete', object_type: kind, object_id: id, before: toResponse(before), after: null });
-      if (INVENTORY.has(kind)) await this.autoPublish(tx, actor);
+      if (INVENTORY.has(kind)) await this.inventoryChanged(tx, actor);
     });
   }
 
@@ -517,6 +527,7 @@ export class ManagerService {
       }
       // The report replaces this host's workloads: only other hosts' addresses count.
       await this.checkAddresses(tx, report.workloads, (o) => o.body.host_id === hostId, 'body/workloads');
+      let changed = false;
       let host = await tx.get('host', hostId);
       if (!host || host.body.display_name !== report.display_name) {
         const before = host;
@@ -529,6 +540,7 @@ export class ManagerService {
           body: { display_name: report.display_name, _create_time: before?.body._create_time ?? at, _create_user: before?.body._create_user ?? actor, _last_modified_time: at, _last_modified_user: actor },
         };
         await tx.put(host);
+        changed = true;
         await tx.appendAudit({ at, actor, action: before ? 'update' : 'create', object_type: 'host', object_id: hostId, before: before ? toResponse(before) : null, after: toResponse(host), detail: { via: 'inventory report' } });
       }
       for (const w of report.workloads) {
@@ -546,6 +558,7 @@ export class ManagerService {
         };
         const same = before && JSON.stringify({ ...before.body, _last_modified_time: 0, _last_modified_user: 0 }) === JSON.stringify({ ...body, _last_modified_time: 0, _last_modified_user: 0 });
         if (same) continue;
+        changed = true;
         const after: StoredObject = { kind: 'workload', id: w.id, parent: '', pos: 0, revision: before ? before.revision + 1 : 0, body };
         await tx.put(after);
         await tx.appendAudit({ at, actor, action: before ? 'update' : 'create', object_type: 'workload', object_id: w.id, before: before ? toResponse(before) : null, after: toResponse(after), detail: { via: 'inventory report' } });
@@ -553,9 +566,10 @@ export class ManagerService {
       for (const o of await tx.list('workload')) {
         if (o.body.host_id !== hostId || seen.has(o.id)) continue;
         await tx.delete('workload', o.id);
+        changed = true;
         await tx.appendAudit({ at, actor, action: 'delete', object_type: 'workload', object_id: o.id, before: toResponse(o), after: null, detail: { via: 'inventory report' } });
       }
-      const autoPublished = await this.autoPublish(tx, actor);
+      const autoPublished = changed ? await this.inventoryChanged(tx, actor) : null;
       return { host, workloadIds: [...seen], autoPublished };
     });
   }
@@ -567,6 +581,12 @@ export class ManagerService {
   }
 
   private async storeRevision(tx: ManagerStoreTx, rev: Revision, actor: string, origin: RevisionRow['origin'], source: number | null): Promise<number> {
+    const ids = await this.publishedIds(tx);
+    const size = ids.rules.size + ids.key_policies.size;
+    addPublishedIds(ids, rev);
+    if (size !== ids.rules.size + ids.key_policies.size || !(await tx.getMeta(PUBLISHED_IDS))) {
+      await tx.setMeta(PUBLISHED_IDS, JSON.stringify({ rules: [...ids.rules], key_policies: [...ids.key_policies] }));
+    }
     await tx.insertRevision({ number: rev.revision, published_at: rev.published_at, published_by: actor, origin, source, body: JSON.stringify(rev) });
     const seq = await tx.appendFeed('revision', rev.published_at, { revision: rev.revision });
     this.pendingFeed = true;
@@ -592,6 +612,7 @@ export class ManagerService {
         const problems = validateRevision(rev, await this.validationContext(tx));
         if (problems.length) throw new PublishRefused(problems);
         const seq = await this.storeRevision(tx, rev, actor, 'publish', null);
+        if (await tx.getMeta(AUTO_PENDING)) await tx.setMeta(AUTO_PENDING, ''); // this revision holds the current inventory
         await tx.appendAudit({
           at: rev.published_at,
           actor,
@@ -621,6 +642,7 @@ export class ManagerService {
         const problems = validateRevision(rev, await this.validationContext(tx));
         if (problems.length) throw new PublishRefused(problems, `rollback to revision ${n}`);
         const seq = await this.storeRevision(tx, rev, actor, 'rollback', n);
+        if (await tx.getMeta(AUTO_PENDING)) await tx.setMeta(AUTO_PENDING, '');
         await this.replaceDraft(tx, policy, actor, rev.published_at);
         await tx.appendAudit({ at: rev.published_at, actor, action: 'rollback', object_type: 'revision', object_id: String(rev.revision), before: { revision: last.number }, after: { ...summary(rev), rolled_back_to: n } });
         return { row: { number: rev.revision, published_at: rev.published_at, published_by: actor, origin: 'rollback' as const, source: n }, rev, seq };
@@ -655,6 +677,86 @@ export class ManagerService {
     }
   }
 
+  // ------------------------------------------------------------ auto-publish pacing
+
+  /** Time (this.now(), ms) the last auto-publish evaluated a changed inventory. */
+  private lastAutoRunAt = Number.NEGATIVE_INFINITY;
+  private autoTimer: NodeJS.Timeout | null = null;
+  private autoDueAt: number | null = null;
+  /** Who changed the inventory since the last auto-publish (audit detail of the coalesced one). */
+  private readonly autoActors = new Set<string>();
+  private closed = false;
+
+  private get autoIntervalMs(): number {
+    return (this.settings.autoPublishMinIntervalSeconds ?? DEFAULT_AUTO_PUBLISH_MIN_INTERVAL_S) * 1000;
+  }
+
+  /**
+   * Called in the transaction of every inventory change. Each auto-publish
+   * validates and stores a whole revision, so agents reporting in a loop
+   * could otherwise make one revision per report (security review: 100
+   * alternating reports, 100 revisions in 0.5 s). The first change after a
+   * quiet interval publishes at once, in its own transaction (the report's
+   * answer names the revision); later ones mark the inventory dirty (a meta
+   * row committed with the change, so a restart picks it up) and one timer
+   * publishes the inventory as it then is, `autoPublishMinIntervalSeconds`
+   * after the previous one.
+   */
+  private async inventoryChanged(tx: ManagerStoreTx, actor: string): Promise<number | null> {
+    if (!this.settings.autoPublishInventory) return null;
+    const interval = this.autoIntervalMs;
+    const now = this.now().getTime();
+    if (interval <= 0 || (this.autoTimer === null && now - this.lastAutoRunAt >= interval)) return this.autoPublish(tx, actor);
+    if (!(await tx.latestRevision())) return null; // nothing published yet: the first publish takes the inventory as it is
+    await tx.setMeta(AUTO_PENDING, new Date(now).toISOString());
+    this.autoActors.add(actor);
+    this.scheduleAutoPublish(this.lastAutoRunAt + interval - now);
+    return null;
+  }
+
+  private scheduleAutoPublish(delayMs: number): void {
+    if (this.autoTimer !== null || this.closed) return;
+    const delay = Math.max(0, Math.min(delayMs, this.autoIntervalMs));
+    this.autoDueAt = this.now().getTime() + delay;
+    this.autoTimer = setTimeout(() => void this.runPendingAutoPublish(), delay);
+  }
+
+  /**
+   * Publishes a pending (coalesced) inventory change now: the timer's work,
+   * also run at close so a graceful stop loses nothing. Returns the revision,
+   * or null when nothing was published (no change, refused, nothing pending).
+   */
+  async runPendingAutoPublish(): Promise<number | null> {
+    if (this.autoTimer !== null) clearTimeout(this.autoTimer);
+    this.autoTimer = null;
+    this.autoDueAt = null;
+    const actors = [...this.autoActors];
+    this.autoActors.clear();
+    try {
+      return await this.writeTx(async (tx) => ((await tx.getMeta(AUTO_PENDING)) ? this.autoPublish(tx, actors[actors.length - 1] ?? 'dne://manager/auto-publish', actors) : null));
+    } catch (err) {
+      this.log.error({ err }, 'pending inventory auto-publish failed');
+      return null;
+    }
+  }
+
+  /** At start: an inventory change left pending by a previous process (a crash inside the interval) is published after one interval. */
+  async start(): Promise<void> {
+    if (!this.settings.autoPublishInventory) return;
+    if (await this.store.read((tx) => tx.getMeta(AUTO_PENDING))) {
+      this.lastAutoRunAt = this.now().getTime();
+      this.scheduleAutoPublish(this.autoIntervalMs);
+    }
+  }
+
+  /** Before the store closes: publish what is pending, stop the timer. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const pending = this.autoTimer !== null;
+    this.closed = true;
+    if (pending) await this.runPendingAutoPublish();
+  }
+
   /**
    * NSX dynamic membership: after an inventory change (in the same
    * transaction), publish the last revision's policy with the current
@@ -662,24 +764,26 @@ export class ManagerService {
    * revision already has, or when the result does not validate (then the
    * problems go to `status` and the audit log, and the last revision stays).
    */
-  private async autoPublish(tx: ManagerStoreTx, actor: string): Promise<number | null> {
+  private async autoPublish(tx: ManagerStoreTx, actor: string, coalesced: string[] = []): Promise<number | null> {
     if (!this.settings.autoPublishInventory) return null;
+    if (await tx.getMeta(AUTO_PENDING)) await tx.setMeta(AUTO_PENDING, '');
     const last = await tx.latestRevision();
     if (!last) return null;
     const lastRev = JSON.parse(last.body) as Revision;
     const inv: InventoryPart = await currentInventory(tx, this.trustedScopes);
     if (JSON.stringify(inv.hosts) === JSON.stringify(lastRev.hosts) && JSON.stringify(inv.workloads) === JSON.stringify(lastRev.workloads)) return null;
+    this.lastAutoRunAt = this.now().getTime();
     const rev = assemble(last.number + 1, this.iso(), policyOf(lastRev), inv);
     const problems = validateRevision(rev, await this.validationContext(tx));
     const record: AutoPublishRecord = { at: rev.published_at, outcome: problems.length ? 'refused' : 'published', revision: problems.length ? null : rev.revision, problems };
     await tx.setMeta('last_auto_publish', JSON.stringify(record));
     if (problems.length) {
-      await tx.appendAudit({ at: rev.published_at, actor, action: 'auto-publish-refused', object_type: 'revision', object_id: String(rev.revision), before: { revision: last.number }, after: null, detail: { problems } });
+      await tx.appendAudit({ at: rev.published_at, actor, action: 'auto-publish-refused', object_type: 'revision', object_id: String(rev.revision), before: { revision: last.number }, after: null, detail: { problems, ...(coalesced.length ? { changes_by: coalesced } : {}) } });
       this.log.warn({ problems: problems.slice(0, 10), count: problems.length }, 'inventory change not published: the policy does not validate with the new inventory');
       return null;
     }
     await this.storeRevision(tx, rev, actor, 'auto', null);
-    await tx.appendAudit({ at: rev.published_at, actor, action: 'auto-publish', object_type: 'revision', object_id: String(rev.revision), before: { revision: last.number }, after: summary(rev) });
+    await tx.appendAudit({ at: rev.published_at, actor, action: 'auto-publish', object_type: 'revision', object_id: String(rev.revision), before: { revision: last.number }, after: summary(rev), ...(coalesced.length ? { detail: { changes_by: coalesced } } : {}) });
     return rev.revision;
   }
 
@@ -762,10 +866,40 @@ export class ManagerService {
 
   // ------------------------------------------------------------ stats, audit, status
 
+  /**
+   * Stores a host's counters. Every rule and key policy named must have been
+   * in a published revision: a host cannot invent ids to grow the database
+   * or pollute `/stats` (security review). Any published revision, not only
+   * the latest: an agent keeps reporting the cumulative counters of rules
+   * and key policies a later revision removed for as long as it runs
+   * (ts/agent/agent.ts retiredRules/retiredPolicy), and refusing those would
+   * refuse all of its reports. 400 naming the unknown ids; nothing stored.
+   */
   async putStats(hostId: string, report: StatsReport): Promise<void> {
     await this.writeTx(async (tx) => {
+      const known = await this.publishedIds(tx);
+      const unknown = (field: 'rules' | 'key_policies', what: string, ids: string[]) => {
+        const bad = [...new Set(ids.filter((id) => !known[field].has(id)))];
+        if (!bad.length) return;
+        const list = bad.slice(0, 10).map((id) => `"${id}"`).join(', ') + (bad.length > 10 ? `, and ${bad.length - 10} more` : '');
+        throw httpError('badRequest', `body/${field} names ${what} that no published revision holds: ${list}`);
+      };
+      unknown('rules', 'rule ids', report.rules.map((r) => r.rule_id));
+      unknown('key_policies', 'key policy ids', report.key_policies.map((k) => k.key_policy_id));
       await tx.putStats({ host_id: hostId, boot_id: report.boot_id, at: report.at, body: JSON.stringify(report) });
     });
+  }
+
+  /** Ids of every rule and key policy ever published (a meta row kept by storeRevision; built from the revisions once if missing). */
+  private async publishedIds(tx: ManagerStoreTx): Promise<{ rules: Set<string>; key_policies: Set<string> }> {
+    const raw = await tx.getMeta(PUBLISHED_IDS);
+    if (raw) {
+      const j = JSON.parse(raw) as { rules: string[]; key_policies: string[] };
+      return { rules: new Set(j.rules), key_policies: new Set(j.key_policies) };
+    }
+    const out = { rules: new Set<string>(), key_policies: new Set<string>() };
+    for (const row of await tx.listRevisions(Number.MAX_SAFE_INTEGER)) addPublishedIds(out, JSON.parse((await tx.getRevision(row.number))!.body) as Revision);
+    return out;
   }
 
   async statsReports(): Promise<Array<{ host_id: string; report: StatsReport }>> {
@@ -786,12 +920,15 @@ export class ManagerService {
       for (const k of ['key_manager', 'key_policy', 'section', 'rule', 'group', 'ip_set', 'host', 'workload'] as const) counts[k] = await tx.count(k);
       counts.revision = await tx.countRevisions();
       const auto = await tx.getMeta('last_auto_publish');
+      const pendingSince = (await tx.getMeta(AUTO_PENDING)) || null;
       return {
         latest_revision: last?.number ?? null,
         published_at: last?.published_at ?? null,
         draft_differs: differs,
         auto_publish_inventory: this.settings.autoPublishInventory,
         last_auto_publish: auto ? (JSON.parse(auto) as AutoPublishRecord) : null,
+        auto_publish_min_interval_seconds: this.autoIntervalMs / 1000,
+        auto_publish_pending: pendingSince === null ? null : { since: pendingSince, due_at: this.autoDueAt === null ? null : new Date(this.autoDueAt).toISOString() },
         counts,
         feed_latest_seq: await tx.latestFeedSeq(),
         hosts_reporting_stats: new Set((await tx.listStats()).map((s) => s.host_id)).size,
