@@ -18,7 +18,7 @@ import { buildManagerApp, hashToken, ManagerApp } from '../../ts/manager/app';
 import { SqliteManagerStore } from '../../ts/manager/sqlite-store';
 import { makePki, Pki, tmpDir } from '../controller/harness';
 import { FakeDataplane, FakeKeySource, memoryLogger } from './fakes';
-import { hostConfig, K1, response, SPI } from './helpers';
+import { hostConfig, K1, REV, response, SPI } from './helpers';
 
 jest.setTimeout(60_000);
 
@@ -103,7 +103,10 @@ test('at start the agent registers its host and workloads with the manager', asy
 });
 
 test('the stats report the manager stores is cumulative, per rule and key policy, under this process boot_id', async () => {
-  // A config as the controller would send it (the controller is absent here).
+  // A config as the controller would send it (the controller is absent here),
+  // translated from a revision the manager published: the manager takes
+  // counters only for rules and key policies it has published.
+  await mgr.managerService.store.write((tx) => tx.insertRevision({ number: REV.revision, published_at: REV.published_at, published_by: 'test', origin: 'publish', source: null, body: JSON.stringify(REV) }));
   const cfg = hostConfig([[K1, 'active']]);
   await run.agent.handleResponse(response(1, { ...cfg, hostId: 'h1' }));
   const web = cfg.rules.find((x) => x.id === 'web')!.ruleId;
