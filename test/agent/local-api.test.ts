@@ -140,7 +140,12 @@ test('after a config: status with ports and MTU, SAs, rules, stats, explain, met
 
 test.each([
   ['/explain?src=10.0.0.1&protocol=tcp', 400, "querystring must have required field 'dst'"],
-  ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=tcp&dport=http', 400, 'querystring/dport must be a port number'],
+  ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=tcp&dport=http', 400, 'querystring/dport must be a port number (0-65535)'],
+  ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=tcp&dport=99999', 400, 'querystring/dport must be a port number (0-65535)'],
+  ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=udp&sport=65536', 400, 'querystring/sport must be a port number (0-65535)'],
+  ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=icmp&dport=80', 400, 'querystring/dport applies only to protocols tcp, udp and sctp, not icmp'],
+  ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=1&sport=80', 400, 'querystring/sport applies only to protocols tcp, udp and sctp, not 1'],
+  ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=bogus', 400, 'querystring/protocol must be a number 0-255 or one of icmp, tcp, udp, ipv6_icmp, icmpv6, sctp'],
   ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=tcp&colour=red', 400, "querystring has unknown field 'colour'"],
   ['/explain?src=10.0.0.1&dst=fd00::2&protocol=tcp', 400, 'src and dst must be IP addresses of the same family'],
   ['/explain?src=10.0.0.1&dst=10.0.0.2&protocol=tcp&port=nope', 400, 'this host has no port named nope'],

@@ -23,6 +23,7 @@ import type { Logger } from 'pino';
 import { errorBody } from '../common/http-errors';
 import { schemaErrorFormatter } from '../common/validation';
 import type { Agent } from './agent';
+import { explainQueryProblem } from './explain-query';
 
 const Port = Type.String({ pattern: '^[0-9]{1,5}$' });
 export const ExplainQuerySchema = Type.Object(
@@ -39,7 +40,7 @@ export const ExplainQuerySchema = Type.Object(
 type ExplainQueryT = Static<typeof ExplainQuerySchema>;
 
 const PATTERNS: Record<string, string> = {
-  '^[0-9]{1,5}$': 'a port number',
+  '^[0-9]{1,5}$': 'a port number (0-65535)',
   '^([0-9]{1,3}|[A-Za-z0-9_-]{1,16})$': 'a protocol number or name (tcp, udp, icmp, icmpv6, sctp)',
   '^[A-Za-z0-9_.:-]{1,64}$': 'a port name',
 };
@@ -99,6 +100,9 @@ export async function buildAgentApi(agent: Agent, registry: Registry, opts: { lo
   app.get('/stats', async () => agent.stats());
   app.get<{ Querystring: ExplainQueryT }>('/explain', { schema: { querystring: ExplainQuerySchema } }, async (req, reply) => {
     const q = req.query;
+    // Range and protocol/port consistency, in the same words as `dne ctl explain` (explain-query.ts).
+    const problem = explainQueryProblem(q);
+    if (problem) return reply.code(400).send(errorBody(400, 'ERR_DNE_BAD_REQUEST', `querystring/${problem.field} ${problem.message}`));
     try {
       return agent.explain({
         src: q.src,
