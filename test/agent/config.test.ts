@@ -56,6 +56,8 @@ test('flags override the endpoint', () => {
   const s = loadAgentConfig({ config: write('agent3.yaml', YAML), socket: 'run/agent.sock' });
   expect(s.endpoint.socket).toBe(path.resolve('run/agent.sock'));
   expect(() => loadAgentConfig({ config: write('agent4.yaml', YAML), endpoint: '0.0.0.0:9477' })).toThrow(/local only/);
+  // An out-of-range port is blamed on the flag, not on config/endpoint/port.
+  expect(() => loadAgentConfig({ config: write('agent5.yaml', YAML), endpoint: '127.0.0.1:99999' })).toThrow(/^--endpoint port must be 0-65535 \(got 99999\); give 127\.0\.0\.1:PORT$/);
 });
 
 const base = () => ({ hostId: 'h1', controller: 'https://c:8445', manager: 'https://m:8444', tls: { cert: 'a', key: 'b', ca: 'c' } });

@@ -176,6 +176,8 @@ export function parseAgentConfig(file: Json, base: string, flags: AgentFlags = {
   if (flags.endpoint) {
     const m = /^(127\.[0-9.]+|localhost|\[::1\]):([0-9]{1,5})$/.exec(flags.endpoint);
     if (!m) throw configError('--endpoint must be 127.0.0.1:PORT (the endpoint is local only)');
+    // The flag, not config/endpoint/port, is what the operator has to fix.
+    if (Number(m[2]) > 65535) throw configError(`--endpoint port must be 0-65535 (got ${m[2]}); give 127.0.0.1:PORT`);
     cfg.endpoint = { host: m[1] === '[::1]' ? '::1' : m[1], port: Number(m[2]) };
   }
   if (flags.socket) cfg.endpoint = { ...(cfg.endpoint as Json), socket: path.resolve(flags.socket) };
