@@ -33,11 +33,11 @@ export function settingsFromConfig(c: KeyManagerConfig): KeyManagerSettings {
   };
 }
 
-export async function startKeyManager(c: KeyManagerConfig, logger?: Logger): Promise<KeyManagerApp> {
+export async function startKeyManager(c: KeyManagerConfig, logger?: Logger, o: { acceptRestoredStore?: boolean } = {}): Promise<KeyManagerApp> {
   const log = logger ?? createLogger('keymanager', c.logLevel as LogLevel);
   refuseUnprivateFile('TLS key', c.tls.key);
   const tls = readTlsFiles(c.tls);
-  const settings = settingsFromConfig(c);
+  const settings: KeyManagerSettings = { ...settingsFromConfig(c), acceptRestoredStore: !!o.acceptRestoredStore };
   const masterKey = loadMasterKey({ file: c.masterKeyFile });
   let store: SqliteKeyStore;
   try {

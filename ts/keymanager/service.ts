@@ -18,11 +18,13 @@
  * back, then the refusal is audited in a transaction of its own.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import * as path from 'node:path';
 import type { Logger } from 'pino';
 import { DneError, ErrorCodes } from '../common/errors';
 import { GrantError, TrustedGrantKey, verifyGrant } from '../common/grant';
 import { HttpError, httpError, statusOf } from '../common/http-errors';
 import { Identity, identityUri, Role } from '../common/identity';
+import { highWaterMark, HighWaterMarks, highWaterMarkFile, SenderHighWaterMark, sequenceMetaName } from './high-water-mark';
 import { keyAad, MasterKey } from './master-key';
 import {
   Algorithm,
@@ -52,6 +54,18 @@ export interface KeyManagerSettings {
   grantKeys: TrustedGrantKey[];
   grantMaxLifetimeSeconds: number;
   grantClockSkewSeconds: number;
+  /**
+   * The sender-ID high-water-mark file (rollback guard, high-water-mark.ts).
+   * Default: `<database>.<instanceId>.hwm` for a store with a database file;
+   * null: none (a store in memory).
+   */
+  highWaterMarkFile?: string | null;
+  /**
+   * Start on a database that is behind its high-water mark (restored from a
+   * backup) or has allocations but no file (copied): counters are raised past
+   * the file's values first. An operator's one-off decision, never a default.
+   */
+  acceptRestoredStore?: boolean;
 }
 
 /** The authenticated TLS peer of a request (or a trusted in-process caller). */
@@ -143,8 +157,16 @@ export function validateSettings(s: KeyManagerSettings): void {
   if (!Number.isInteger(s.grantClockSkewSeconds) || s.grantClockSkewSeconds < 0) throw bad('grantClockSkewSeconds must be a non-negative integer');
 }
 
+/** The high-water-mark file of a store with a database file, else null. */
+function defaultHighWaterMarkFile(store: KeyStore, instanceId: string): string | null {
+  const file = (store as { file?: unknown }).file;
+  return typeof file === 'string' && file !== '' && file !== ':memory:' ? highWaterMarkFile(file, instanceId) : null;
+}
+
 export class KeyService {
   readonly actor: string;
+  /** Null when the store has no file next to which it could live (in memory). */
+  readonly highWaterMark: SenderHighWaterMark | null;
 
   constructor(
     private readonly store: KeyStore,
@@ -155,6 +177,8 @@ export class KeyService {
   ) {
     validateSettings(settings);
     this.actor = identityUri({ role: 'keymanager', name: settings.instanceId });
+    const hwm = settings.highWaterMarkFile === undefined ? defaultHighWaterMarkFile(store, settings.instanceId) : settings.highWaterMarkFile;
+    this.highWaterMark = hwm ? highWaterMark(path.resolve(hwm), settings.instanceId, settings.senderRange) : null;
   }
 
   /**
@@ -164,7 +188,7 @@ export class KeyService {
    * the same store — overlapping ranges would hand one sender ID to two hosts.
    */
   async start(): Promise<void> {
-    await this.store.write(async (tx) => {
+    const marks = await this.store.write(async (tx) => {
       const mk = await tx.getMeta('master_key_id');
       if (mk === undefined) {
         if ((await tx.countKeys()) > 0) throw new DneError(ErrorCodes.store, 'the database holds keys but records no master key id');
@@ -201,8 +225,91 @@ export class KeyService {
           detail: { start: mine.start, end: mine.end, bits: this.settings.senderIdBits },
         });
       }
+      return this.checkHighWaterMark(tx);
     });
+    // After COMMIT: the file never records more than the database holds (a
+    // failed start must not make the next one look restored).
+    if (marks) this.highWaterMark!.reset(marks);
     await this.sweepExpired();
+  }
+
+  /**
+   * The rollback guard (high-water-mark.ts): refuses a database that is
+   * behind this instance's high-water mark (restored) or that has
+   * allocations in this range but no file (copied), unless the operator
+   * accepts it; then raises the counters past what the file records (keys
+   * it does not record: to the end of the range) before anything is served.
+   * Returns the state to write: the database's counters, without keys that
+   * are never released again (revoked, expired).
+   */
+  private async checkHighWaterMark(tx: KeyStoreTx): Promise<HighWaterMarks | null> {
+    const hwm = this.highWaterMark;
+    if (!hwm) return null;
+    const range = this.settings.senderRange;
+    const seqName = sequenceMetaName(this.settings.instanceId);
+    const stored = await tx.getMeta(seqName);
+    let dbSeq = Number(stored ?? '0');
+    const counters = new Map((await tx.senderCounters(range)).map((c) => [c.keyId, c.next]));
+    const file = hwm.read();
+    let problem: string | null = null;
+    if (file === null && stored === undefined) {
+      // The first start with the guard (a new database, or one from before
+      // it): nothing to compare with. From now on the database says it has a file.
+      await tx.setMeta(seqName, '0');
+      if (counters.size > 0) this.log.info({ file: hwm.file }, 'sender-ID high-water mark created for an existing database');
+    } else if (file === null) {
+      if (dbSeq > 0 || counters.size > 0) {
+        problem = `the database has sender IDs allocated by instance ${this.settings.instanceId} (${counters.size} key(s)) but its high-water-mark file ${hwm.file} is missing: the database was copied (or the file deleted)`;
+      }
+    } else {
+      const behind = [...file.next].filter(([k, n]) => (counters.get(k) ?? range.start) < n).length;
+      if (file.seq > dbSeq || behind > 0) {
+        problem = `the database is behind its sender-ID high-water mark ${hwm.file} (allocation ${dbSeq} of ${file.seq}; ${behind} key counter(s) behind): it was restored from a backup or replaced`;
+      }
+    }
+    const keys: KeyRow[] = [];
+    for (let after: string | undefined; ; ) {
+      const page = await tx.listKeys({ afterKeyId: after, limit: 500 });
+      if (page.length === 0) break;
+      keys.push(...page);
+      after = page[page.length - 1].keyId;
+    }
+    if (problem) {
+      if (!this.settings.acceptRestoredStore) {
+        throw new DneError(
+          ErrorCodes.store,
+          `${problem}. Serving it would hand out again sender IDs that hosts already use (AES-GCM nonce reuse). ` +
+            'Rotate every key once it runs (revocations made since the backup are lost too). To start anyway, pass ' +
+            "--accept-restored-store: counters are first raised past the file's values, and keys the file does not record get no more sender IDs from this instance.",
+        );
+      }
+      let raised = 0;
+      let closed = 0;
+      for (const k of keys) {
+        const target = file?.next.get(k.keyId) ?? range.end;
+        if ((counters.get(k.keyId) ?? range.start) >= target) continue;
+        await tx.raiseSenderCounter(k.keyId, range, target);
+        counters.set(k.keyId, target);
+        if (target === range.end) closed++;
+        else raised++;
+      }
+      const fromSeq = dbSeq;
+      dbSeq = Math.max(dbSeq, file?.seq ?? 0) + 1;
+      await tx.setMeta(seqName, String(dbSeq));
+      await tx.appendAudit({
+        at: this.now(),
+        actor: this.actor,
+        action: 'accept-restored-store',
+        outcome: 'ok',
+        detail: { file: hwm.file, databaseSeq: fromSeq, fileSeq: file?.seq ?? null, countersRaised: raised, keysClosed: closed },
+      });
+      this.log.warn(
+        { file: hwm.file, databaseSeq: fromSeq, fileSeq: file?.seq ?? null, countersRaised: raised, keysClosed: closed },
+        'started on a restored or copied database (--accept-restored-store): sender-ID counters raised; rotate every key',
+      );
+    }
+    const releasable = new Set(keys.filter((k) => k.state === 'active' || k.state === 'retired').map((k) => k.keyId));
+    return { seq: dbSeq, next: new Map([...counters].filter(([k]) => releasable.has(k))) };
   }
 
   // ---- queries -------------------------------------------------------------
@@ -394,7 +501,7 @@ export class KeyService {
 
       const now = this.now();
       const { start, end } = this.settings.senderRange;
-      return this.store.write(async (tx) => {
+      const done = await this.store.write(async (tx) => {
         const out: ReleasedKey[] = [];
         const allocated: Record<string, number[]> = {};
         for (const keyId of wanted) {
@@ -447,8 +554,19 @@ export class KeyService {
             remoteAddress: peer.remoteAddress ?? null,
           },
         });
-        return out;
+        // One allocation sequence number per release, in the same transaction (rollback guard).
+        let seq = 0;
+        if (this.highWaterMark) {
+          const seqName = sequenceMetaName(this.settings.instanceId);
+          seq = Number((await tx.getMeta(seqName)) ?? '0') + 1;
+          await tx.setMeta(seqName, String(seq));
+        }
+        return { out, seq, next: Object.fromEntries(Object.entries(allocated).map(([k, ids]) => [k, ids[ids.length - 1] + 1])) };
       });
+      // Committed; the high-water mark is on disk before any ID leaves (a
+      // crash in between only burns IDs nobody received).
+      this.highWaterMark?.record(done.seq, done.next);
+      return done.out;
     });
   }
 

@@ -223,6 +223,10 @@ export class SqliteKeyStore implements KeyStore {
       counter: db.prepare('SELECT next, range_end FROM sender_counters WHERE key_id = ? AND range_start = ?'),
       counterInsert: db.prepare('INSERT INTO sender_counters (key_id, range_start, range_end, next) VALUES (?, ?, ?, ?)'),
       counterUpdate: db.prepare('UPDATE sender_counters SET next = ? WHERE key_id = ? AND range_start = ?'),
+      counters: db.prepare('SELECT key_id, next FROM sender_counters WHERE range_start = ? ORDER BY key_id'),
+      counterRaise: db.prepare(
+        'INSERT INTO sender_counters (key_id, range_start, range_end, next) VALUES (?, ?, ?, ?) ON CONFLICT (key_id, range_start) DO UPDATE SET next = max(next, excluded.next)',
+      ),
       ranges: db.prepare('SELECT * FROM sender_ranges ORDER BY range_start'),
       addRange: db.prepare('INSERT INTO sender_ranges (instance_id, range_start, range_end, bits, registered_at) VALUES (?, ?, ?, ?, ?)'),
       lastAudit: db.prepare('SELECT hash FROM audit ORDER BY id DESC LIMIT 1'),
@@ -278,6 +282,11 @@ export class SqliteKeyStore implements KeyStore {
         if (c) st.counterUpdate.run(next + count, keyId, range.start);
         else st.counterInsert.run(keyId, range.start, range.end, next + count);
         return Array.from({ length: count }, (_, i) => next + i);
+      },
+      senderCounters: async (range: SenderRange) =>
+        (st.counters.all(range.start) as { key_id: string; next: number }[]).map((r) => ({ keyId: r.key_id, next: r.next })),
+      raiseSenderCounter: async (keyId, range: SenderRange, next) => {
+        st.counterRaise.run(keyId, range.start, range.end, next);
       },
       listSenderRanges: async () =>
         (st.ranges.all() as { instance_id: string; range_start: number; range_end: number; bits: number; registered_at: number }[]).map((r) => ({

@@ -132,6 +132,10 @@ export interface KeyStoreTx {
    * the counter before returning. Null when the range has fewer than `count` left.
    */
   allocateSenderIds(keyId: string, range: SenderRange, count: number): Promise<number[] | null>;
+  /** The counters of `range`, one per key that got IDs from it: the next unallocated ID. */
+  senderCounters(range: SenderRange): Promise<{ keyId: string; next: number }[]>;
+  /** Raises the key's counter in `range` to `next`, never lowers it (`range.end`: no more IDs from this range). */
+  raiseSenderCounter(keyId: string, range: SenderRange, next: number): Promise<void>;
   listSenderRanges(): Promise<RegisteredRange[]>;
   addSenderRange(r: RegisteredRange): Promise<void>;
 
