@@ -19,11 +19,22 @@ test('flags alone: --pki-dir, --name, --db, --port, token files', () => {
     adminTokens: [],
     adminTokenFiles: [path.join(dir, 'admin.token')],
     autoPublishInventory: true,
+    autoPublishMinIntervalSeconds: 2,
+    trustedReportedTagScopes: [],
     bodyLimitBytes: 1024 * 1024,
     logLevel: 'info',
   });
   expect(loadManagerConfig({ pkiDir: 'pki' }, dir).listen.port).toBe(8444);
   expect(loadManagerConfig({ pkiDir: 'pki', autoPublishInventory: false }, dir).autoPublishInventory).toBe(false);
+  const t = loadManagerConfig({ pkiDir: 'pki', trustReportedTagScope: ['os', 'rack'], autoPublishMinInterval: 0.5 }, dir);
+  expect(t).toMatchObject({ trustedReportedTagScopes: ['os', 'rack'], autoPublishMinIntervalSeconds: 0.5 });
+});
+
+test('trusted reported tag scopes and the auto-publish interval: file, flags added to the file', () => {
+  const dir = tmpDir('mgrcfg');
+  fs.writeFileSync(path.join(dir, 'm.yaml'), 'tls: { cert: a, key: b, ca: c }\ntrustedReportedTagScopes: [os]\nautoPublishMinIntervalSeconds: 10\n');
+  expect(loadManagerConfig({ config: 'm.yaml' }, dir)).toMatchObject({ trustedReportedTagScopes: ['os'], autoPublishMinIntervalSeconds: 10 });
+  expect(loadManagerConfig({ config: 'm.yaml', trustReportedTagScope: ['rack'] }, dir).trustedReportedTagScopes).toEqual(['os', 'rack']);
 });
 
 test('a YAML file, paths relative to it, overridden by flags', () => {
@@ -41,6 +52,8 @@ test.each([
   ['logLevel: loud\n', 'config/logLevel must be one of fatal, error, warn, info, debug, trace, silent'],
   ['listen: { host: x, port: 70000 }\n', 'config/listen/port must be less or equal to 65535'],
   ['adminTokens: [{ name: ops, sha256: nothex }]\n', /^config\/adminTokens\/0\/sha256/],
+  ['autoPublishMinIntervalSeconds: -1\n', 'config/autoPublishMinIntervalSeconds must be greater or equal to 0'],
+  ['trustedReportedTagScopes: [""]\n', /^config\/trustedReportedTagScopes\/0/],
 ])('refused: %s', (yaml, message) => {
   const dir = tmpDir('mgrcfg');
   fs.writeFileSync(path.join(dir, 'm.yaml'), `tls: { cert: a, key: b, ca: c }\n${yaml}`);

@@ -233,10 +233,12 @@ export async function buildManagerApp(opts: ManagerAppOptions) {
 
   app.addHook('onClose', async () => {
     service.events.emit('feed'); // long-polls answer now instead of holding the close
+    await service.close(); // publishes a pending (paced) inventory change while the store is open
     if (opts.ownResources ?? true) await opts.store.close();
   });
 
   await app.ready();
+  await service.start(); // an inventory change a previous process left pending
   return app;
 }
 

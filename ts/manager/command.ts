@@ -1,7 +1,8 @@
 /**
  * `dne manager`: the policy API (issue #5).
  *   dne manager [--config F] [--pki-dir DIR --name NAME] [--db F] [--host H] [--port P]
- *               [--admin-token-file F]... [--no-auto-publish-inventory] [--log-level L]
+ *               [--admin-token-file F]... [--no-auto-publish-inventory] [--auto-publish-min-interval S]
+ *               [--trust-reported-tag-scope SCOPE]... [--log-level L]
  *   dne manager hash-token        reads a token on stdin, prints its SHA-256 for adminTokens
  */
 import { Command, Option } from 'commander';
@@ -29,6 +30,12 @@ export function registerManagerCommand(program: Command, out: (l: string) => voi
     .option('--tls-ca <file>', 'CA bundle that client certificates must chain to')
     .option('--admin-token-file <file>', 'file holding an administrator bearer token (mode 0600; repeatable)', collect)
     .option('--no-auto-publish-inventory', 'do not re-publish when inventory changes (agents, workload tags)')
+    .option('--auto-publish-min-interval <seconds>', 'at most one inventory auto-publish per this many seconds; changes in between are coalesced (default 2; 0: each at once)', int('--auto-publish-min-interval'))
+    .option(
+      '--trust-reported-tag-scope <scope>',
+      'let agent-reported tags of this scope count for group membership (repeatable; RISK: any host can then join groups selected by it and get their keys)',
+      collect,
+    )
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
     .action(async (flags: ManagerFlags, cmd: Command) => {
       // commander defaults a --no-* option to true; only a flag actually given overrides the file.

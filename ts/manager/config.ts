@@ -27,6 +27,7 @@ import {
 import { NAME_PATTERN } from '../common/identity';
 import { privateFileProblem } from '../common/secure-files';
 import { AdminToken, DEFAULT_BODY_LIMIT, hashToken } from './app';
+import { DEFAULT_AUTO_PUBLISH_MIN_INTERVAL_S } from './service';
 
 export const DEFAULT_PORT = DEFAULT_PORTS.manager;
 
@@ -44,6 +45,10 @@ export const ManagerConfigSchema = Type.Object(
     /** Files holding one raw token each (0600); the file's name (without extension) names the token. */
     adminTokenFiles: Type.Array(Type.String({ minLength: 1 })),
     autoPublishInventory: Type.Boolean(),
+    /** At most one inventory auto-publish per this many seconds; changes in between are coalesced (0: each at once). */
+    autoPublishMinIntervalSeconds: Type.Number({ minimum: 0, maximum: 3600 }),
+    /** Scopes whose agent-reported tags count for group membership (docs/manager.md "What a host can claim"). */
+    trustedReportedTagScopes: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 64 }),
     bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
     logLevel: LogLevelSchema,
   },
@@ -54,6 +59,8 @@ export type ManagerConfig = Static<typeof ManagerConfigSchema>;
 export interface ManagerFlags extends ServiceFlags {
   adminTokenFile?: string[];
   autoPublishInventory?: boolean;
+  autoPublishMinInterval?: number;
+  trustReportedTagScope?: string[];
 }
 
 /** Builds the effective configuration: defaults < file < --pki-dir conveniences < flags. */
@@ -69,6 +76,8 @@ export function loadManagerConfig(flags: ManagerFlags, cwd = process.cwd()): Man
     adminTokens: file.adminTokens ?? [],
     adminTokenFiles: Array.isArray(file.adminTokenFiles) ? file.adminTokenFiles.map((f) => resolveIn(base, f)) : (file.adminTokenFiles ?? []),
     autoPublishInventory: file.autoPublishInventory ?? true,
+    autoPublishMinIntervalSeconds: file.autoPublishMinIntervalSeconds ?? DEFAULT_AUTO_PUBLISH_MIN_INTERVAL_S,
+    trustedReportedTagScopes: file.trustedReportedTagScopes ?? [],
     bodyLimitBytes: file.bodyLimitBytes ?? DEFAULT_BODY_LIMIT,
     logLevel: file.logLevel ?? 'info',
   };
@@ -78,6 +87,11 @@ export function loadManagerConfig(flags: ManagerFlags, cwd = process.cwd()): Man
   applyListenStoreTlsFlags(cfg, flags, cwd);
   if (flags.adminTokenFile?.length) cfg.adminTokenFiles = [...(cfg.adminTokenFiles as string[]), ...flags.adminTokenFile.map((f) => path.resolve(cwd, f))];
   if (flags.autoPublishInventory !== undefined) cfg.autoPublishInventory = flags.autoPublishInventory;
+  if (flags.autoPublishMinInterval !== undefined) cfg.autoPublishMinIntervalSeconds = flags.autoPublishMinInterval;
+  if (flags.trustReportedTagScope?.length) {
+    const fromFile = Array.isArray(cfg.trustedReportedTagScopes) ? (cfg.trustedReportedTagScopes as string[]) : [];
+    cfg.trustedReportedTagScopes = [...new Set([...fromFile, ...flags.trustReportedTagScope])];
+  }
   if (flags.logLevel) cfg.logLevel = flags.logLevel;
 
   const problem = schemaProblem(ManagerConfigSchema, cfg, {

@@ -17,7 +17,7 @@ export async function startManager(c: ManagerConfig, logger?: Logger): Promise<M
   const tls = readTlsFiles(c.tls);
   const adminTokens = adminTokensOf(c);
   const store = new SqliteManagerStore(c.store.path);
-  const app = await buildManagerApp({ tls, store, settings: { autoPublishInventory: c.autoPublishInventory }, adminTokens, logger: log, bodyLimit: c.bodyLimitBytes });
+  const app = await buildManagerApp({ tls, store, settings: { autoPublishInventory: c.autoPublishInventory, autoPublishMinIntervalSeconds: c.autoPublishMinIntervalSeconds, trustedReportedTagScopes: c.trustedReportedTagScopes }, adminTokens, logger: log, bodyLimit: c.bodyLimitBytes });
   try {
     await app.listen({ host: c.listen.host, port: c.listen.port });
   } catch (err) {
@@ -32,6 +32,8 @@ export async function startManager(c: ManagerConfig, logger?: Logger): Promise<M
       db: c.store.path,
       adminTokens: adminTokens.map((t) => t.name),
       autoPublishInventory: c.autoPublishInventory,
+      autoPublishMinIntervalSeconds: c.autoPublishMinIntervalSeconds,
+      trustedReportedTagScopes: c.trustedReportedTagScopes,
     },
     'manager listening',
   );

@@ -43,6 +43,9 @@ export interface ManagerSettings {
 }
 
 export const DEFAULT_AUTO_PUBLISH_MIN_INTERVAL_S = 2;
+/** Agent starts (boot_id) whose counters are kept per host. */
+export const STATS_BOOTS_KEPT = 2;
+
 /** Meta row: every rule and key policy id ever published (stats reports may name only these). */
 const PUBLISHED_IDS = 'published_policy_ids';
 
@@ -887,6 +890,8 @@ export class ManagerService {
       unknown('rules', 'rule ids', report.rules.map((r) => r.rule_id));
       unknown('key_policies', 'key policy ids', report.key_policies.map((k) => k.key_policy_id));
       await tx.putStats({ host_id: hostId, boot_id: report.boot_id, at: report.at, body: JSON.stringify(report) });
+      // The current and the previous agent start: a host reporting a new boot_id every time stores two reports, not one per call.
+      await tx.pruneStats(hostId, STATS_BOOTS_KEPT);
     });
   }
 

@@ -127,6 +127,7 @@ export class SqliteManagerStore implements ManagerStore {
       putStats: db.prepare(`INSERT INTO stats (host_id, boot_id, at, body) VALUES (?, ?, ?, ?)
         ON CONFLICT (host_id, boot_id) DO UPDATE SET at = excluded.at, body = excluded.body`),
       listStats: db.prepare('SELECT * FROM stats ORDER BY host_id, boot_id'),
+      pruneStats: db.prepare('DELETE FROM stats WHERE host_id = ? AND rowid NOT IN (SELECT rowid FROM stats WHERE host_id = ? ORDER BY rowid DESC LIMIT ?)'),
     };
     return {
       getMeta: async (name) => (st.getMeta.get(name) as { value: string } | undefined)?.value,
@@ -184,6 +185,7 @@ export class SqliteManagerStore implements ManagerStore {
       putStats: async (r: StatsRow) => {
         st.putStats.run(r.host_id, r.boot_id, r.at, r.body);
       },
+      pruneStats: async (hostId: string, keep: number) => st.pruneStats.run(hostId, hostId, keep).changes,
       listStats: async () => st.listStats.all() as StatsRow[],
     };
   }

@@ -106,6 +106,12 @@ export interface ManagerStoreTx {
 
   /** The latest report of (host, boot): replaces the previous one of that boot. */
   putStats(r: StatsRow): Promise<void>;
+  /**
+   * Deletes the host's reports except those of its `keep` newest boots (by
+   * when each boot first reported); returns how many went. Bounds
+   * what one host can store (a new boot_id at every report).
+   */
+  pruneStats(hostId: string, keep: number): Promise<number>;
   listStats(): Promise<StatsRow[]>;
 }
 
