@@ -119,3 +119,68 @@ grants: { trustedKeys: [pki/controller-c1.grant.pub] }
   expect(missing.stderr).toMatch(/ERR_DNE_STORE: database .*nope\.db does not exist/);
   expect(fs.existsSync(path.join(dir, 'nope.db'))).toBe(false);
 }, 120_000);
+
+test('dne keymanager --pki-dir trusts only the controllers named with --trust-controller; a restored database needs --accept-restored-store', async () => {
+  const dir = tmpDir('clitrust');
+  const pki = path.join(dir, 'pki');
+  ok(['pki', 'init', '--dir', pki]);
+  for (const [role, name] of [['keymanager', 'km1'], ['controller', 'c1'], ['controller', 'c-old'], ['host', 'h1']]) ok(['pki', 'issue', '--dir', pki, '--role', role, '--name', name]);
+  ok(['keymanager', 'master-key', '--out', path.join(dir, 'master.key')]);
+  const db = path.join(dir, 'km.db');
+  const args = ['--pki-dir', pki, '--name', 'km1', '--db', db, '--master-key-file', path.join(dir, 'master.key'), '--port', '0'];
+
+  const none = dneSync(['keymanager', ...args]);
+  expect(none.status).toBe(2);
+  expect(none.stderr).toBe(
+    `dne: ERR_DNE_CONFIG: --pki-dir trusts the grant keys of the controllers you name: give --trust-controller NAME (repeatable) for controller-NAME.grant.pub in ${pki}, or --grant-key FILE\n`,
+  );
+
+  const curl = (port: number, who: string, urlPath: string, body: unknown) =>
+    JSON.parse(
+      spawnSync(
+        'curl',
+        ['-sS', '--cacert', path.join(pki, 'ca.crt'), '--cert', path.join(pki, `${who}.crt`), '--key', path.join(pki, `${who}.key`), '-H', 'content-type: application/json', '-d', JSON.stringify(body), `https://localhost:${port}${urlPath}`],
+        { encoding: 'utf8' },
+      ).stdout,
+    );
+  const grant = (signer: string, keyId: string) => ok(['keymanager', 'grant', '--signing-key', path.join(pki, `controller-${signer}.grant.key`), '--host', 'h1', '--key-ids', keyId]).trim();
+
+  const km = await startKmProcess(['--trust-controller', 'c1', ...args]);
+  let keyId = '';
+  const released: number[] = [];
+  try {
+    keyId = curl(km.port, 'controller-c1', '/v1/keys', { policyId: 'cli-trust', algorithm: 'AES_GCM_128' }).keyId;
+    released.push(...curl(km.port, 'host-h1', '/v1/release', { grant: grant('c1', keyId), count: 4 }).keys[0].senderIds);
+    // A grant signed by another controller issued from the same directory is refused.
+    const other = curl(km.port, 'host-h1', '/v1/release', { grant: grant('c-old', keyId), count: 1 });
+    expect(other).toMatchObject({ statusCode: 403, code: 'ERR_DNE_GRANT_REFUSED' });
+  } finally {
+    km.child.kill('SIGTERM');
+  }
+  expect(await km.exited).toEqual({ code: 0, signal: null });
+
+  // Backup (the process is stopped: the database file is complete), then more releases.
+  fs.copyFileSync(db, path.join(dir, 'backup.db'));
+  const km2 = await startKmProcess(['--trust-controller', 'c1', ...args]);
+  try {
+    released.push(...curl(km2.port, 'host-h1', '/v1/release', { grant: grant('c1', keyId), count: 4 }).keys[0].senderIds);
+  } finally {
+    km2.child.kill('SIGTERM');
+  }
+  expect(await km2.exited).toEqual({ code: 0, signal: null });
+  expect(released).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+
+  // Restore the backup: refused; accepted with the flag, and the IDs go on above 8.
+  fs.copyFileSync(path.join(dir, 'backup.db'), db);
+  for (const ext of ['-wal', '-shm']) fs.rmSync(db + ext, { force: true });
+  const refused = dneSync(['keymanager', '--trust-controller', 'c1', ...args]);
+  expect(refused.status).toBe(2);
+  expect(refused.stderr).toMatch(/^dne: ERR_DNE_STORE: the database is behind its sender-ID high-water mark .*km\.db\.km1\.hwm \(allocation 1 of 2; 1 key counter\(s\) behind\): it was restored from a backup .*--accept-restored-store/);
+  const km3 = await startKmProcess(['--trust-controller', 'c1', '--accept-restored-store', ...args]);
+  try {
+    expect(curl(km3.port, 'host-h1', '/v1/release', { grant: grant('c1', keyId), count: 2 }).keys[0].senderIds).toEqual([9, 10]);
+  } finally {
+    km3.child.kill('SIGTERM');
+  }
+  expect(await km3.exited).toEqual({ code: 0, signal: null });
+}, 120_000);

@@ -56,14 +56,36 @@ grants:
   expect(c.logLevel).toBe('debug');
 });
 
-test('--pki-dir takes the instance certificate, the CA and every controller grant key', () => {
+test('--pki-dir takes the instance certificate and the CA, and trusts only the grant keys of the controllers named', () => {
   const dir = tmpDir('cfgpki');
-  for (const f of ['controller-c1.grant.pub', 'controller-c2.grant.pub', 'controller-c1.grant.key', 'host-h1.crt']) fs.writeFileSync(path.join(dir, f), '');
-  const c = loadKeyManagerConfig({ pkiDir: dir, name: 'km7', db: 'x.db' }, '/srv');
+  for (const f of ['controller-c1.grant.pub', 'controller-c2.grant.pub', 'controller-old.grant.pub', 'controller-c1.grant.key', 'host-h1.crt']) fs.writeFileSync(path.join(dir, f), '');
+  const c = loadKeyManagerConfig({ pkiDir: dir, name: 'km7', db: 'x.db', trustController: ['c1'] }, '/srv');
   expect(c.instanceId).toBe('km7');
   expect(c.tls).toEqual({ cert: path.join(dir, 'keymanager-km7.crt'), key: path.join(dir, 'keymanager-km7.key'), ca: path.join(dir, 'ca.crt') });
-  expect(c.grants.trustedKeys).toEqual([path.join(dir, 'controller-c1.grant.pub'), path.join(dir, 'controller-c2.grant.pub')]);
+  // controller-c2 and controller-old are in the directory but not named: not trusted.
+  expect(c.grants.trustedKeys).toEqual([path.join(dir, 'controller-c1.grant.pub')]);
   expect(c.store.path).toBe('/srv/x.db');
+  expect(loadKeyManagerConfig({ pkiDir: dir, trustController: ['c2', 'c1'] }).grants.trustedKeys).toEqual([
+    path.join(dir, 'controller-c2.grant.pub'),
+    path.join(dir, 'controller-c1.grant.pub'),
+  ]);
+  // An explicit key instead of names.
+  expect(loadKeyManagerConfig({ pkiDir: dir, grantKey: ['k.pub'] }, '/srv').grants.trustedKeys).toEqual(['/srv/k.pub']);
+});
+
+test('--pki-dir with neither --trust-controller nor --grant-key refuses to start, and says what to give', () => {
+  const dir = tmpDir('cfgpki2');
+  fs.writeFileSync(path.join(dir, 'controller-c1.grant.pub'), '');
+  expect(() => loadKeyManagerConfig({ pkiDir: dir })).toThrow(
+    `--pki-dir trusts the grant keys of the controllers you name: give --trust-controller NAME (repeatable) for controller-NAME.grant.pub in ${dir}, or --grant-key FILE`,
+  );
+  expect(() => loadKeyManagerConfig({ pkiDir: dir, trustController: ['c9'] })).toThrow(
+    `--trust-controller c9: ${path.join(dir, 'controller-c9.grant.pub')} does not exist (dne pki issue --dir ${dir} --role controller --name c9)`,
+  );
+  expect(() => loadKeyManagerConfig({ pkiDir: dir, trustController: ['../c1'] })).toThrow('--trust-controller "../c1" is not a valid controller name (1-128 of A-Za-z0-9._-)');
+  expect(() => loadKeyManagerConfig({ config: write('km.json', base), trustController: ['c1'] })).toThrow(
+    '--trust-controller needs --pki-dir (elsewhere, give the grant public key with --grant-key FILE)',
+  );
 });
 
 test.each([

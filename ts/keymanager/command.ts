@@ -28,7 +28,8 @@ export function registerKeyManagerCommand(program: Command, out: (l: string) => 
     .description('the key manager service (mutual TLS only); subcommands are offline tools')
     .enablePositionalOptions()
     .option('--config <file>', 'configuration file (.json, .yaml or .yml)')
-    .option('--pki-dir <dir>', 'take tls cert/key/ca from a `dne pki` directory (keymanager-NAME.*, ca.crt) and trust its controller-*.grant.pub')
+    .option('--pki-dir <dir>', 'take tls cert/key/ca from a `dne pki` directory (keymanager-NAME.*, ca.crt); trust the grant keys named with --trust-controller')
+    .option('--trust-controller <name>', 'with --pki-dir: trust controller-NAME.grant.pub from it (repeatable)', collect)
     .option('--name <name>', 'instance id (default km1)')
     .option('--host <host>', 'listen address (default 127.0.0.1)')
     .option('--port <port>', 'listen port (default 8443; 0 picks one)', int('--port'))
@@ -41,10 +42,11 @@ export function registerKeyManagerCommand(program: Command, out: (l: string) => 
     .option('--sender-id-range <start-end>', "this instance's sender-ID range, END exclusive (default 1-2^bits)")
     .option('--grant-key <file>', 'trusted controller grant public key (repeatable)', collect)
     .addOption(new Option('--log-level <level>', 'log level').choices(LOG_LEVELS))
-    .action(async (flags: KeyManagerFlags) => {
+    .option('--accept-restored-store', 'start on a database restored from a backup or copied (behind its sender-ID high-water mark): raise the counters first; rotate every key afterwards')
+    .action(async (flags: KeyManagerFlags & { acceptRestoredStore?: boolean }) => {
       const config = loadKeyManagerConfig(flags);
       const log = createLogger('keymanager', config.logLevel as LogLevel);
-      const app = await startKeyManager(config, log);
+      const app = await startKeyManager(config, log, { acceptRestoredStore: !!flags.acceptRestoredStore });
       closeOnSignals(app, log);
     });
 

@@ -23,7 +23,7 @@ import {
   TlsFilesSchema,
 } from '../common/config-file';
 import { DEFAULT_GRANT_CLOCK_SKEW_S, DEFAULT_GRANT_MAX_LIFETIME_S } from '../common/grant';
-import { NAME_PATTERN } from '../common/identity';
+import { isValidName, NAME_PATTERN } from '../common/identity';
 import { DEFAULT_BODY_LIMIT } from './app';
 
 export const DEFAULT_PORT = 8443;
@@ -67,6 +67,8 @@ export interface KeyManagerFlags extends ServiceFlags {
   senderIdBits?: number;
   senderIdRange?: string;
   grantKey?: string[];
+  /** With --pki-dir: the controllers whose controller-NAME.grant.pub is trusted. */
+  trustController?: string[];
 }
 
 /** Builds the effective configuration: defaults < file < --pki-dir conveniences < flags. */
@@ -106,10 +108,22 @@ export function loadKeyManagerConfig(flags: KeyManagerFlags, cwd = process.cwd()
   if (flags.pkiDir) {
     const dir = path.resolve(cwd, flags.pkiDir);
     Object.assign(tls, pkiDirTls(dir, 'keymanager', cfg.instanceId as string));
-    if (!fGrants.trustedKeys && !flags.grantKey) {
-      const pubs = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^controller-.+\.grant\.pub$/.test(f)) : [];
-      grants.trustedKeys = pubs.sort().map((f) => path.join(dir, f));
+    // Only the controllers named: every controller identity ever issued from
+    // this directory would otherwise be a grant signer, at every start.
+    if (flags.trustController?.length) {
+      grants.trustedKeys = flags.trustController.map((n) => {
+        if (!isValidName(n)) throw configError(`--trust-controller ${JSON.stringify(n)} is not a valid controller name (1-128 of A-Za-z0-9._-)`);
+        const f = path.join(dir, `controller-${n}.grant.pub`);
+        if (!fs.existsSync(f)) throw configError(`--trust-controller ${n}: ${f} does not exist (dne pki issue --dir ${flags.pkiDir} --role controller --name ${n})`);
+        return f;
+      });
+    } else if (!fGrants.trustedKeys && !flags.grantKey?.length) {
+      throw configError(
+        `--pki-dir trusts the grant keys of the controllers you name: give --trust-controller NAME (repeatable) for controller-NAME.grant.pub in ${flags.pkiDir}, or --grant-key FILE`,
+      );
     }
+  } else if (flags.trustController?.length) {
+    throw configError('--trust-controller needs --pki-dir (elsewhere, give the grant public key with --grant-key FILE)');
   }
   applyListenStoreTlsFlags(cfg, flags, cwd);
   if (flags.masterKeyFile) cfg.masterKeyFile = path.resolve(cwd, flags.masterKeyFile);

@@ -119,7 +119,8 @@ export function componentArgs(L: ServerLayout, c: Component, o: ServerOptions = 
   if (o.logLevel) common.push('--log-level', o.logLevel);
   switch (c) {
     case 'keymanager':
-      return ['keymanager', ...common, '--master-key-file', path.join(L.dir, 'keymanager.master')];
+      // Only the server's own controller signs grants (not every controller ever issued from this PKI).
+      return ['keymanager', ...common, '--trust-controller', SERVER_NAMES.controller, '--master-key-file', path.join(L.dir, 'keymanager.master')];
     case 'manager':
       return ['manager', ...common, '--admin-token-file', L.adminTokenFile];
     case 'controller': {
