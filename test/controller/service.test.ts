@@ -407,3 +407,57 @@ describe('long-poll cap', () => {
     expect(answered).toEqual([0, 1, 2, 3, 4, 5, 6]);
   });
 });
+
+describe('encrypt_type change', () => {
+  test('a key policy whose type changes rolls over to a new key through the barrier; no key is ever used in both modes', async () => {
+    const base = { small: SMALL, rekeyMargin: MARGIN, smallPolicy: { rekey_frequency: 0, lifetime: 0 } };
+    await publish({ type: 'revision', revision: fleetRevision(N + 1, ++revNo, base) });
+    await settled();
+    const [old] = keysOf('kp-small').filter((k) => k.phase === 'active');
+    expect(old!.mode).toBe('gcm');
+    const small = agents.slice(0, SMALL);
+    const seenBefore = small.map((a) => a.received.length);
+
+    // The manager changes kp-small to INTEGRITY_ONLY (its rule's action with it).
+    const rev = fleetRevision(N + 1, ++revNo, { ...base, smallPolicy: { ...base.smallPolicy, encrypt_type: 'INTEGRITY_ONLY' } });
+    rev.sections[0]!.rules[0]!.action = 'INTEGRITY_ONLY';
+    await publish({ type: 'revision', revision: rev });
+    await ctl.service.tick();
+    const next = keysOf('kp-small').find((k) => k.phase === 'receive')!;
+    expect(next).toMatchObject({ mode: 'gmac' });
+    expect(logLines.some((l) => l.includes('"reason":"encrypt_type changed to INTEGRITY_ONLY"') && l.includes(next.keyId))).toBe(true);
+    await until(() => keysOf('kp-small').find((k) => k.keyId === next.keyId)!.phase === 'active', 'activation by acks');
+    expect(keysOf('kp-small').find((k) => k.keyId === old!.keyId)!.phase).toBe('retiring');
+    await settled();
+
+    for (const [i, a] of small.entries()) {
+      const versions = a.received.slice(seenBefore[i]);
+      // Every version since the change: the old key only ever in GCM under its GCM SPI, the new one only in GMAC.
+      for (const v of versions) {
+        for (const k of v.config.keys) {
+          if (k.keyId === old!.keyId) expect([k.mode, k.spi]).toEqual(['gcm', old!.spiGcm]);
+          if (k.keyId === next.keyId) expect([k.mode, k.spi]).toEqual(['gmac', next.spiGmac]);
+        }
+        // The rule's action always matches the mode of the key it sends with (the filter drops otherwise).
+        for (const p of v.config.ports) {
+          for (const e of p.table.rules.filter((x) => x.keyPolicy !== 0 && x.txSpi !== 0)) {
+            const sender = v.config.keys.find((k) => k.spi === e.txSpi)!;
+            expect([e.txSpi, e.action]).toEqual([e.txSpi, sender.mode === 'gcm' ? 'encrypt' : 'integrity']);
+          }
+        }
+      }
+      // The first version after the change still sends with the old key, in GCM (receivers install the new one first) ...
+      const first = versions[0]!.config;
+      expect(first.keys.find((k) => k.keyId === old!.keyId)).toMatchObject({ state: 'active', mode: 'gcm' });
+      expect(first.keys.find((k) => k.keyId === next.keyId)?.state ?? 'receive').toBe('receive');
+      expect(first.ports.flatMap((p) => p.table.rules).filter((e) => e.txSpi === old!.spiGcm).length).toBeGreaterThan(0);
+      // ... and the last sends with the new key in GMAC, the old one receive-only in GCM.
+      const last = a.latest!.config;
+      expect(last.keys.filter((k) => k.keyId === old!.keyId || k.keyId === next.keyId).map((k) => [k.keyId, k.state, k.mode])).toEqual([
+        [old!.keyId, 'retiring', 'gcm'],
+        [next.keyId, 'active', 'gmac'],
+      ]);
+      expect(last.ports.flatMap((p) => p.table.rules).filter((e) => e.txSpi === next.spiGmac).every((e) => e.action === 'integrity')).toBe(true);
+    }
+  });
+});

@@ -123,6 +123,9 @@ class Mutex {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
+/** The ESP mode a key policy's type asks for (DESIGN §3). */
+const modeOf = (kp: KeyPolicy): 'gcm' | 'gmac' => (kp.encrypt_type === 'ENCRYPTION_AND_INTEGRITY' ? 'gcm' : 'gmac');
+
 /** Phases a host config carries (translate's KeyStateName; revoked keys are dropped there). */
 const DISTRIBUTED: ReadonlySet<KeyPhase> = new Set(['receive', 'active', 'retiring']);
 
@@ -214,6 +217,7 @@ export class ControllerService {
     this.cursor = this.store.feedCursor();
     this.revision = this.store.revision();
     this.keys = this.store.keys();
+    this.pinModes(this.revision);
     for (const v of this.store.hostVersions()) {
       const h = this.host(v.hostId);
       h.latest = v.version;
@@ -315,6 +319,8 @@ export class ControllerService {
       return;
     }
     let configs: Map<string, HostConfig>;
+    // Keys stored before keys had a mode keep the one they were used with.
+    this.pinModes(this.revision);
     try {
       configs = translate(rev, this.keyStates(rev));
     } catch (err) {
@@ -439,6 +445,8 @@ export class ControllerService {
         notBefore: new Date(k.notBefore).toISOString(),
         // Lifetime 0 means the key does not expire; agents read '' as "no notAfter".
         notAfter: k.notAfter === null ? '' : new Date(k.notAfter).toISOString(),
+        // A key keeps the mode it was made for; null (a key stored before modes were): the policy's.
+        ...(k.mode ? { mode: k.mode } : {}),
       });
     }
     return [...by.values()];
@@ -467,6 +475,24 @@ export class ControllerService {
     this.log.info({ keyPolicy: kp.id, keyId: k.keyId, reason: why }, 'rollover started: new key published receive-only');
   }
 
+  /**
+   * Gives keys stored without a mode (before modes were recorded) the one
+   * their policy had in `rev` — the one they were used with — so a later
+   * type change rolls them over instead of reusing them in the other mode.
+   */
+  private pinModes(rev: Revision | null): void {
+    if (!rev) return;
+    const pinned: KeyRecord[] = [];
+    for (const k of this.keys) {
+      if (k.mode) continue;
+      const kp = rev.key_policies.find((p) => p.id === k.policyId);
+      if (!kp) continue;
+      k.mode = modeOf(kp);
+      pinned.push(k);
+    }
+    if (pinned.length) this.store.tx(() => pinned.forEach((k) => this.store.updateKey(k)));
+  }
+
   private async createKey(kp: KeyPolicy, phase: 'receive' | 'active', first: boolean, why: string): Promise<KeyRecord> {
     const now = this.clock.now();
     const notAfter = kp.lifetime > 0 ? new Date(now + kp.lifetime * 1000) : null;
@@ -486,6 +512,7 @@ export class ControllerService {
       removeAt: null,
       activatedBy: phase === 'active' ? why : null,
       timedOutHosts: [],
+      mode: modeOf(kp),
     };
     this.store.tx(() => {
       Object.assign(rec, this.store.allocateSpis());
@@ -558,6 +585,10 @@ export class ControllerService {
       // receive-only for the rekey margin, before this one's notAfter.
       else if (active.notAfter !== null && now >= active.notAfter - (this.s.ackTimeoutSeconds + margin + this.s.lifetimeSlackSeconds) * 1000) why = 'key lifetime';
       else if (active.algorithm !== kp.encrypt_algorithm) why = `algorithm changed to ${kp.encrypt_algorithm}`;
+      // A new type needs a new key: the current one must never serve GCM and
+      // GMAC both (DESIGN §3); until the new key is active, senders keep the
+      // current one in its mode (translate keeps the rules' old action).
+      else if (active.mode && active.mode !== modeOf(kp)) why = `encrypt_type changed to ${kp.encrypt_type}`;
       if (!why) continue;
       try {
         await this.startRollover(kp, why);

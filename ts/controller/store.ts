@@ -47,6 +47,11 @@ export interface KeyRecord {
   activatedBy: string | null;
   /** Hosts that had not acknowledged when the ack timeout activated the key. */
   timedOutHosts: string[];
+  /**
+   * The ESP mode the key was made for (its policy's encrypt_type then); it
+   * keeps it for life (DESIGN §3). Null: stored before modes were recorded.
+   */
+  mode?: 'gcm' | 'gmac' | null;
 }
 
 export interface AckRecord {
@@ -83,7 +88,8 @@ const SCHEMA = `${META_TABLE}CREATE TABLE IF NOT EXISTS keys (
   remove_at     INTEGER,
   activated_by  TEXT,
   timed_out     TEXT NOT NULL DEFAULT '[]',
-  seq           INTEGER NOT NULL UNIQUE
+  seq           INTEGER NOT NULL UNIQUE,
+  mode          TEXT CHECK (mode IN ('gcm', 'gmac'))
 ) STRICT;
 CREATE INDEX IF NOT EXISTS keys_by_policy ON keys (policy_id, seq);
 CREATE TABLE IF NOT EXISTS acks (
@@ -116,6 +122,7 @@ interface KeyRow {
   remove_at: number | null;
   activated_by: string | null;
   timed_out: string;
+  mode: 'gcm' | 'gmac' | null;
 }
 
 function fromRow(r: KeyRow): KeyRecord {
@@ -134,6 +141,7 @@ function fromRow(r: KeyRow): KeyRecord {
     removeAt: r.remove_at,
     activatedBy: r.activated_by,
     timedOutHosts: JSON.parse(r.timed_out) as string[],
+    mode: r.mode ?? null,
   };
 }
 
@@ -159,6 +167,10 @@ export class ControllerStore {
     const v = this.getMeta('schema_version');
     if (v === undefined) this.setMeta('schema_version', SCHEMA_VERSION);
     else if (v !== SCHEMA_VERSION) throw new DneError(ErrorCodes.store, `${file} has controller schema version ${v}; this build knows ${SCHEMA_VERSION}`);
+    // Databases from before keys had a mode: add the column (null: the service pins it).
+    if (!(this.db.pragma('table_info(keys)') as Array<{ name: string }>).some((c) => c.name === 'mode')) {
+      this.db.exec("ALTER TABLE keys ADD COLUMN mode TEXT CHECK (mode IN ('gcm', 'gmac'))");
+    }
     for (const f of [file, `${file}-wal`, `${file}-shm`]) if (fs.existsSync(f)) fs.chmodSync(f, 0o600);
   }
 
@@ -222,15 +234,15 @@ export class ControllerStore {
     this.db
       .prepare(
         `INSERT INTO keys (key_id, policy_id, algorithm, phase, spi_gcm, spi_gmac, not_before, not_after, created_at, phase_since,
-           activated_at, remove_at, activated_by, timed_out, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           activated_at, remove_at, activated_by, timed_out, seq, mode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(k.keyId, k.policyId, k.algorithm, k.phase, k.spiGcm, k.spiGmac, k.notBefore, k.notAfter, k.createdAt, k.phaseSince, k.activatedAt, k.removeAt, k.activatedBy, JSON.stringify(k.timedOutHosts), seq);
+      .run(k.keyId, k.policyId, k.algorithm, k.phase, k.spiGcm, k.spiGmac, k.notBefore, k.notAfter, k.createdAt, k.phaseSince, k.activatedAt, k.removeAt, k.activatedBy, JSON.stringify(k.timedOutHosts), seq, k.mode ?? null);
   }
 
   updateKey(k: KeyRecord): void {
     this.db
-      .prepare('UPDATE keys SET phase = ?, phase_since = ?, activated_at = ?, remove_at = ?, activated_by = ?, timed_out = ? WHERE key_id = ?')
-      .run(k.phase, k.phaseSince, k.activatedAt, k.removeAt, k.activatedBy, JSON.stringify(k.timedOutHosts), k.keyId);
+      .prepare('UPDATE keys SET phase = ?, phase_since = ?, activated_at = ?, remove_at = ?, activated_by = ?, timed_out = ?, mode = ? WHERE key_id = ?')
+      .run(k.phase, k.phaseSince, k.activatedAt, k.removeAt, k.activatedBy, JSON.stringify(k.timedOutHosts), k.mode ?? null, k.keyId);
   }
 
   acks(): AckRecord[] {
