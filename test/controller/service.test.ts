@@ -370,8 +370,12 @@ describe('hosts that are down', () => {
     clock.advance(90); // livenessSeconds: the grace after the restart above is over
     await ctl.service.tick();
     expect(ctl.service.status().hosts.find((h) => h.id === ghost)).toMatchObject({ up: false, polling: false, version: 1 });
+    const before = new Set(keysOf('kp-enc').map((k) => k.keyId));
     await publish({ type: 'rotate', key_policy_id: 'kp-enc', requested_by: 'dne://admin/ops' });
-    const next = keysOf('kp-enc').find((k) => k.phase === 'receive')!;
+    // The agents that are up may ack the new key before this line runs: find
+    // it as the key that was not there before, whatever its phase by now.
+    await until(() => keysOf('kp-enc').some((k) => !before.has(k.keyId)), 'the rotation created a key');
+    const next = keysOf('kp-enc').find((k) => !before.has(k.keyId))!;
     await until(() => keysOf('kp-enc').find((k) => k.keyId === next.keyId)!.phase === 'active', 'activation without the host that is down');
     expect(keysOf('kp-enc').find((k) => k.keyId === next.keyId)).toMatchObject({ activatedBy: 'acks', timedOutHosts: [ghost] });
     expect(ctl.service.status().counters.hosts_down_skipped).toBe(1);
