@@ -489,3 +489,19 @@ export function cpuSeconds(pid: number, tid?: number): number {
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return (Number(rest[11]) + Number(rest[12])) / CLK_TCK;
 }
+
+/** A command-line mistake: the benches print it with their usage and exit 2. */
+export class UsageError extends Error {}
+
+/** The value after flag `argv[i]` (argv[i + 1]), or a UsageError. */
+export function flagValue(argv: string[], i: number): string {
+  const v = argv[i + 1];
+  if (v === undefined) throw new UsageError(`${argv[i]} needs a value`);
+  return v;
+}
+
+/** A whole positive number (iperf3 -t takes whole seconds), or a UsageError naming the flag. */
+export function positiveInt(flag: string, v: string): number {
+  if (!/^[1-9][0-9]*$/.test(v)) throw new UsageError(`${flag} must be a positive integer, not ${JSON.stringify(v)}`);
+  return Number(v);
+}

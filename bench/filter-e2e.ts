@@ -48,6 +48,9 @@ import {
   Sample,
   setCleanup,
   setLogName,
+  flagValue,
+  positiveInt,
+  UsageError,
 } from './e2e-common';
 
 // ---------------------------------------------------------------- options
@@ -64,16 +67,8 @@ function parseArgs(argv: string[]): Options {
   const o: Options = { seconds: 3, reps: 3, json: path.join(packageRoot(), 'bench', 'results', 'filter-e2e.json') };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    const positive = (v: string): number => {
-      // iperf3 -t takes whole seconds.
-      if (!/^[1-9][0-9]*$/.test(v)) throw new UsageError(`${a} must be a positive integer, not ${JSON.stringify(v)}`);
-      return Number(v);
-    };
+    const value = (): string => flagValue(argv, i++);
+    const positive = (v: string): number => positiveInt(a, v);
     if (a === '--seconds') o.seconds = positive(value());
     else if (a === '--reps') o.reps = positive(value());
     else if (a === '--json') o.json = path.resolve(value());
@@ -85,7 +80,6 @@ function parseArgs(argv: string[]): Options {
   return o;
 }
 
-class UsageError extends Error {}
 
 // ---------------------------------------------------------------- modes and metrics
 

@@ -61,6 +61,9 @@ import {
   setCleanup,
   setLogName,
   sleep,
+  flagValue,
+  positiveInt,
+  UsageError,
 } from './e2e-common';
 import { ProfileSummary, summarizeProfile } from './peers/profile';
 import { INNER_MTU, Peers, PEER_PACKAGES, Tunnel, TunnelId } from './peers/tunnels';
@@ -79,7 +82,6 @@ interface Options {
 const USAGE =
   'usage: node dist/bench/peers.js [--seconds N] [--reps N] [--json FILE] [--only ID,...] [--profile] [--pings N]';
 
-class UsageError extends Error {}
 
 function parseArgs(argv: string[]): Options {
   const day = new Date().toISOString().slice(0, 10);
@@ -93,15 +95,8 @@ function parseArgs(argv: string[]): Options {
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    const positive = (v: string): number => {
-      if (!/^[1-9][0-9]*$/.test(v)) throw new UsageError(`${a} must be a positive integer, not ${JSON.stringify(v)}`);
-      return Number(v);
-    };
+    const value = (): string => flagValue(argv, i++);
+    const positive = (v: string): number => positiveInt(a, v);
     if (a === '--seconds') o.seconds = positive(value());
     else if (a === '--reps') o.reps = positive(value());
     else if (a === '--pings') o.pings = positive(value());
